@@ -46,7 +46,8 @@ HERE = Path(__file__).resolve().parent
 SETUP_SCRIPT = HERE / "setup-guest.sh"
 CACHE_DIR = Path(os.environ.get("VDPU_E2E_CACHE", "/var/tmp/vdpu-e2e"))
 QEMU = os.environ.get("VDPU_E2E_QEMU", "qemu-system-x86_64")
-DEFAULT_APPEND = "console=ttyS0 quiet panic=-1 mitigations=off"
+DEFAULT_APPEND = ("console=ttyS0 quiet panic=-1 mitigations=off "
+                  "cryptomgr.notests 8250.nr_uarts=1")
 
 RESULT_RE = re.compile(r"VDPU-RESULT\s+(\S+)\s+(PASS|FAIL)\b[ \t]*(.*)")
 EXIT_RE = re.compile(r"VDPU-EXIT\s+(\d+)")
