@@ -20,7 +20,8 @@ Library use::
     res.results["fio"].passed     # ... with extra attributes
 
 For tests that must act while the guest runs (kill/restart a backend), use
-``Guest(...).start()``, ``g.wait_for(r"regex", timeout)`` and ``g.wait()``.
+``Guest(...).start()``, ``g.wait_for(r"regex", timeout)``, ``g.send("go\n")``
+(the guest script blocks on ``read x``) and ``g.wait()``.
 
 CLI: ``python3 guest.py setup`` / ``python3 guest.py run --help``.
 """
@@ -38,7 +39,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Optional, Sequence, Union
 
@@ -178,7 +179,9 @@ def vhost_user_net_args(sock: str, queues: int = 1, mac: str = "52:54:00:12:34:5
     """A virtio-net-pci on a vhost-user netdev. vectors=0 (no MSI-X) is the
     default because QEMU 7.2/TCG segfaults when the guest's virtio_net
     initialises such a device with MSI-X (see shared/TESTING-NOTES.md).
-    server=True makes QEMU listen on `sock` (the backend then connects)."""
+    server=True makes QEMU listen on `sock` (the backend then connects); note
+    that QEMU 7.2 then blocks at startup until a backend connects, even with
+    wait=off, so start the backend first (or in parallel)."""
     i = dev_id or f"vunet{next(_ids)}"
     chardev = f"socket,id={i}-chr,path={sock}"
     if server:
@@ -186,7 +189,8 @@ def vhost_user_net_args(sock: str, queues: int = 1, mac: str = "52:54:00:12:34:5
     elif reconnect:
         chardev += f",reconnect={int(reconnect)}"
     netdev = f"vhost-user,id={i},chardev={i}-chr"
-    dev = f"virtio-net-pci,id={i}-dev,netdev={i},mac={mac}"
+    # romfile= : no iPXE option ROM (faster boot, quieter console)
+    dev = f"virtio-net-pci,id={i}-dev,netdev={i},mac={mac},romfile="
     if queues > 1:
         netdev += f",queues={queues}"
         dev += ",mq=on"
@@ -204,7 +208,7 @@ def user_net_args(mac: str = "52:54:00:12:34:60", hostfwd: Iterable[str] = (),
     hostfwd entries like "tcp:127.0.0.1:2222-:22" forward host->guest."""
     i = dev_id or f"unet{next(_ids)}"
     netdev = f"user,id={i}" + "".join(f",hostfwd={h}" for h in hostfwd)
-    return ["-netdev", netdev, "-device", f"{model},netdev={i},mac={mac}"]
+    return ["-netdev", netdev, "-device", f"{model},netdev={i},mac={mac},romfile="]
 
 
 def tap_net_args(ifname: str, mac: str = "52:54:00:12:34:70", vhost: bool = False,
@@ -215,7 +219,7 @@ def tap_net_args(ifname: str, mac: str = "52:54:00:12:34:70", vhost: bool = Fals
     netdev = f"tap,id={i},ifname={ifname},script=no,downscript=no"
     if vhost:
         netdev += ",vhost=on"
-    dev = f"virtio-net-pci,netdev={i},mac={mac}"
+    dev = f"virtio-net-pci,netdev={i},mac={mac},romfile="
     if vectors is not None:
         dev += f",vectors={vectors}"
     return ["-netdev", netdev, "-device", dev]
@@ -336,7 +340,7 @@ class Guest:
                             self.smp, self.append)
         self._t0 = time.monotonic()
         self.proc = subprocess.Popen(
-            self.cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, start_new_session=True)
         self._logf = open(self.log_path, "w") if self.log_path else None
         threading.Thread(target=self._reader, daemon=True).start()
@@ -389,6 +393,14 @@ class Guest:
                     return None
                 self._cv.wait(left)
 
+    def send(self, text: str) -> None:
+        """Type `text` on the guest's serial console (the script's stdin):
+        a guest script can block on `read line` until the host says so.
+        The tty echoes it back into the log."""
+        assert self.proc and self.proc.stdin
+        self.proc.stdin.write(text.encode())
+        self.proc.stdin.flush()
+
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
@@ -401,6 +413,10 @@ class Guest:
             self._killed_timeout = True
             self.proc.kill()
             self.proc.wait()
+        try:
+            self.proc.stdin.close()
+        except (OSError, AttributeError):
+            pass
         with self._cv:   # let the reader drain the pipe
             self._cv.wait_for(lambda: self._eof, timeout=5)
         elapsed = time.monotonic() - self._t0
@@ -415,7 +431,8 @@ class Guest:
         failed = [r.name for r in results.values() if not r.passed]
         missing = [n for n in self.expect if n not in results]
         if self._killed_timeout:
-            reason = f"timeout after {self.timeout_s}s"
+            reason = f"timeout after {self.timeout_s}s" + (
+                "" if self._boot_s is not None else " (guest never reached /init)")
         elif exit_code is None:
             reason = f"guest died without VDPU-EXIT (qemu rc={self.proc.returncode})"
         elif exit_code != 0:

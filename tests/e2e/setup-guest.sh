@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2012  # ls on our own cache paths is fine
 # Prepare the guest used by vdpu's end-to-end tests: a Debian 6.1 kernel and an
 # uncompressed newc base initramfs (busybox, virtio/nvme modules, fio, nvme-cli).
 #
 # Idempotent and cached: a second run only checks stamps and prints the paths.
 # Output (stdout, last lines):
 #   VDPU_E2E_KVER=<kernel version>
-#   VDPU_E2E_KERNEL=<path to vmlinuz>
+#   VDPU_E2E_KERNEL=<path to the kernel for -kernel (PVH vmlinux, else vmlinuz)>
 #   VDPU_E2E_INITRD=<path to base initramfs .cpio>
 # The same lines are written to $CACHE/guest.env.
 #
@@ -21,7 +22,7 @@
 # Speed notes (TCG): booting the uncompressed ELF vmlinux through its PVH entry
 # point saves ~4-5 s of xz decompression + real-mode setup per boot; replacing
 # the libraries fio only needs for ceph/gluster/rdma/nbd/pmem ioengines by
-# stubs (stub_libs.py) shrinks the initramfs from ~90 MB to ~10 MB and saves
+# stubs (stub_libs.py) shrinks the initramfs from ~90 MB to ~20 MB and saves
 # a few more seconds of initramfs unpacking.
 set -euo pipefail
 
@@ -68,11 +69,6 @@ for spec in qemu-system-x86:/usr/bin/qemu-system-x86_64 \
         need_pkgs+=("$pkg")
     fi
 done
-# busybox-static provides /bin/busybox; the dynamic 'busybox' package would too,
-# but we need the static one (no ldd closure, full applet set).
-if ! dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "ok installed"; then
-    need_pkgs+=(busybox-static)
-fi
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
     # shellcheck disable=SC2207
     need_pkgs=($(printf '%s\n' "${need_pkgs[@]}" | sort -u))
@@ -235,6 +231,7 @@ else
     }
     FIO_STUB_SONAMES="libgfapi.so.0 libnbd.so.0 libibverbs.so.1 librdmacm.so.1 librados.so.2 librbd.so.1 libpmemblk.so.1 libpmem.so.1"
     fio_stubbed=0
+    # shellcheck disable=SC2086  # word lists on purpose
     for b in $BINS; do
         if [ "$b" = /usr/bin/fio ] && [ "${VDPU_E2E_FIO_STUBS:-1}" != 0 ] &&
            python3 "$HERE/stub_libs.py" /usr/bin/fio "$STAGE.stubs" $FIO_STUB_SONAMES 2>/dev/null; then
