@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <random>
+#include <thread>
 
 #include "base/log.h"
 
@@ -26,32 +27,96 @@ const char* io_status_name(IoStatus s) {
   return "unknown";
 }
 
-void IoStats::add(const Io& io, IoStatus st, uint32_t block_size) noexcept {
-  // Single writer: relaxed load+store instead of a locked RMW.
-  auto bump = [](std::atomic<uint64_t>& a, uint64_t v) {
-    a.store(a.load(std::memory_order_relaxed) + v, std::memory_order_relaxed);
-  };
+uint64_t tick_rate() {
+#if defined(__x86_64__)
+  static const uint64_t rate = [] {
+    using clk = std::chrono::steady_clock;
+    auto t0 = clk::now();
+    uint64_t c0 = ticks();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    auto t1 = clk::now();
+    uint64_t c1 = ticks();
+    double ns = double(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
+    return uint64_t(double(c1 - c0) * 1e9 / ns);
+  }();
+  return rate;
+#else
+  return 1000000000ull;
+#endif
+}
+
+namespace {
+// Single writer: relaxed load+store instead of a locked RMW.
+inline void bump(std::atomic<uint64_t>& a, uint64_t v) {
+  a.store(a.load(std::memory_order_relaxed) + v, std::memory_order_relaxed);
+}
+inline void set_max(std::atomic<uint64_t>& a, uint64_t v) {
+  if (v > a.load(std::memory_order_relaxed)) a.store(v, std::memory_order_relaxed);
+}
+inline void set_min(std::atomic<uint64_t>& a, uint64_t v) {
+  if (v < a.load(std::memory_order_relaxed)) a.store(v, std::memory_order_relaxed);
+}
+uint64_t ld(const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); }
+}  // namespace
+
+void IoStats::add(const Io& io, IoStatus st, uint32_t block_size, uint64_t latency) noexcept {
   if (st != IoStatus::kSuccess) {
     bump(io_errors, 1);
     return;
   }
   uint64_t bytes = io.num_blocks * block_size;
   switch (io.type) {
-    case IoType::kRead: bump(num_read_ops, 1); bump(bytes_read, bytes); break;
-    case IoType::kWrite: bump(num_write_ops, 1); bump(bytes_written, bytes); break;
-    case IoType::kUnmap: bump(num_unmap_ops, 1); bump(bytes_unmapped, bytes); break;
+    case IoType::kRead:
+      bump(num_read_ops, 1);
+      bump(bytes_read, bytes);
+      bump(read_latency_ticks, latency);
+      set_max(max_read_latency_ticks, latency);
+      set_min(min_read_latency_ticks, latency);
+      break;
+    case IoType::kWrite:
+      bump(num_write_ops, 1);
+      bump(bytes_written, bytes);
+      bump(write_latency_ticks, latency);
+      set_max(max_write_latency_ticks, latency);
+      set_min(min_write_latency_ticks, latency);
+      break;
+    case IoType::kUnmap:
+      bump(num_unmap_ops, 1);
+      bump(bytes_unmapped, bytes);
+      bump(unmap_latency_ticks, latency);
+      break;
     case IoType::kFlush: bump(num_flush_ops, 1); break;
     case IoType::kWriteZeroes: bump(num_write_zeroes_ops, 1); break;
     default: break;
   }
 }
 
+void IoStats::merge(const IoStats& o) noexcept {
+  bump(bytes_read, ld(o.bytes_read));
+  bump(num_read_ops, ld(o.num_read_ops));
+  bump(bytes_written, ld(o.bytes_written));
+  bump(num_write_ops, ld(o.num_write_ops));
+  bump(bytes_unmapped, ld(o.bytes_unmapped));
+  bump(num_unmap_ops, ld(o.num_unmap_ops));
+  bump(num_flush_ops, ld(o.num_flush_ops));
+  bump(num_write_zeroes_ops, ld(o.num_write_zeroes_ops));
+  bump(read_latency_ticks, ld(o.read_latency_ticks));
+  bump(write_latency_ticks, ld(o.write_latency_ticks));
+  bump(unmap_latency_ticks, ld(o.unmap_latency_ticks));
+  set_max(max_read_latency_ticks, ld(o.max_read_latency_ticks));
+  set_min(min_read_latency_ticks, ld(o.min_read_latency_ticks));
+  set_max(max_write_latency_ticks, ld(o.max_write_latency_ticks));
+  set_min(min_write_latency_ticks, ld(o.min_write_latency_ticks));
+  bump(io_errors, ld(o.io_errors));
+}
+
 // ---------------------------------------------------------------- Channel
 
 Channel::Channel(Bdev& bdev) : bdev_(bdev), stats_(bdev.new_channel_stats()) {}
-Channel::~Channel() = default;
+Channel::~Channel() { bdev_.retire_channel_stats(stats_); }
 
 void Channel::submit(Io& io) noexcept {
+  io.submit_tsc = ticks();
   if (io.type >= IoType::kCount || !bdev_.supports(io.type)) {
     complete(io, IoStatus::kUnsupported);
     return;
@@ -63,11 +128,18 @@ void Channel::submit(Io& io) noexcept {
       return;
     }
   }
+  if (io.type == IoType::kRead || io.type == IoType::kWrite || io.type == IoType::kCompare) {
+    // Multiplication cannot overflow: num_blocks <= bdev size in blocks.
+    if (io.iovcnt == 0 || iov_bytes(io.iov, io.iovcnt) != io.num_blocks * bdev_.block_size()) {
+      complete(io, IoStatus::kFailed);
+      return;
+    }
+  }
   do_submit(io);
 }
 
 void Channel::complete(Io& io, IoStatus st) noexcept {
-  stats_->add(io, st, bdev_.block_size());
+  stats_->add(io, st, bdev_.block_size(), ticks() - io.submit_tsc);
   io.cb(io, st);
 }
 
@@ -84,6 +156,13 @@ std::shared_ptr<IoStats> Bdev::new_channel_stats() {
   std::lock_guard lk(stats_mu_);
   channel_stats_.push_back(s);
   return s;
+}
+
+void Bdev::retire_channel_stats(const std::shared_ptr<IoStats>& s) {
+  std::lock_guard lk(stats_mu_);
+  retired_stats_.merge(*s);
+  auto& v = channel_stats_;
+  v.erase(std::remove(v.begin(), v.end(), s), v.end());
 }
 
 json Bdev::info() const {
@@ -117,25 +196,35 @@ json Bdev::info() const {
 }
 
 json Bdev::iostat() const {
-  uint64_t br = 0, nr = 0, bw = 0, nw = 0, bu = 0, nu = 0, nf = 0, nz = 0, err = 0;
+  IoStats t;
   {
     std::lock_guard lk(stats_mu_);
-    for (auto& s : channel_stats_) {
-      br += s->bytes_read.load(std::memory_order_relaxed);
-      nr += s->num_read_ops.load(std::memory_order_relaxed);
-      bw += s->bytes_written.load(std::memory_order_relaxed);
-      nw += s->num_write_ops.load(std::memory_order_relaxed);
-      bu += s->bytes_unmapped.load(std::memory_order_relaxed);
-      nu += s->num_unmap_ops.load(std::memory_order_relaxed);
-      nf += s->num_flush_ops.load(std::memory_order_relaxed);
-      nz += s->num_write_zeroes_ops.load(std::memory_order_relaxed);
-      err += s->io_errors.load(std::memory_order_relaxed);
-    }
+    t.merge(retired_stats_);
+    for (auto& s : channel_stats_) t.merge(*s);
   }
-  return {{"name", name_},          {"bytes_read", br},     {"num_read_ops", nr},
-          {"bytes_written", bw},    {"num_write_ops", nw},  {"bytes_unmapped", bu},
-          {"num_unmap_ops", nu},    {"num_flush_ops", nf},  {"num_write_zeroes_ops", nz},
-          {"io_error", err},        {"read_latency_ticks", 0}, {"write_latency_ticks", 0}};
+  auto mn = [](uint64_t v) { return v == UINT64_MAX ? 0 : v; };
+  // SPDK field names (spdk_bdev_dump_io_stat_json); num_flush_ops and
+  // num_write_zeroes_ops are ours.
+  return {{"name", name_},
+          {"bytes_read", ld(t.bytes_read)},
+          {"num_read_ops", ld(t.num_read_ops)},
+          {"bytes_written", ld(t.bytes_written)},
+          {"num_write_ops", ld(t.num_write_ops)},
+          {"bytes_unmapped", ld(t.bytes_unmapped)},
+          {"num_unmap_ops", ld(t.num_unmap_ops)},
+          {"bytes_copied", 0},
+          {"num_copy_ops", 0},
+          {"read_latency_ticks", ld(t.read_latency_ticks)},
+          {"max_read_latency_ticks", ld(t.max_read_latency_ticks)},
+          {"min_read_latency_ticks", mn(ld(t.min_read_latency_ticks))},
+          {"write_latency_ticks", ld(t.write_latency_ticks)},
+          {"max_write_latency_ticks", ld(t.max_write_latency_ticks)},
+          {"min_write_latency_ticks", mn(ld(t.min_write_latency_ticks))},
+          {"unmap_latency_ticks", ld(t.unmap_latency_ticks)},
+          {"copy_latency_ticks", 0},
+          {"num_flush_ops", ld(t.num_flush_ops)},
+          {"num_write_zeroes_ops", ld(t.num_write_zeroes_ops)},
+          {"io_error", ld(t.io_errors)}};
 }
 
 // ---------------------------------------------------------------- Desc
@@ -251,6 +340,14 @@ void Manager::clear() {
   std::vector<std::string> names;
   for (auto& [n, b] : bdevs_) names.push_back(n);
   for (auto& n : names) hot_remove(n);
+}
+
+Status remove_module_bdev(const std::string& name, const std::string& module,
+                          std::function<void()> done) {
+  Bdev* b = Manager::get().find(name);
+  // SPDK answers -ENODEV "No such device" for both cases.
+  if (!b || b->module() != module) return make_error(Errc::kNotFound, "No such device");
+  return Manager::get().remove(b->name(), std::move(done));
 }
 
 // ---------------------------------------------------------------- uuid

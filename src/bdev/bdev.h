@@ -11,7 +11,12 @@
 
 #include <sys/uio.h>
 
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
+
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -46,6 +51,9 @@ using IoCb = void (*)(Io& io, IoStatus status);
 
 // One I/O. Owned by the caller (embed it in the request), never allocated by
 // the layer. Offsets and lengths are in blocks of the bdev's block_size.
+// For read/write/compare the iovecs MUST describe exactly
+// num_blocks * block_size bytes (Channel::submit completes kFailed otherwise);
+// other types ignore iov.
 struct Io {
   IoType type = IoType::kRead;
   uint32_t iovcnt = 0;
@@ -54,11 +62,35 @@ struct Io {
   const iovec* iov = nullptr;
   IoCb cb = nullptr;
   void* cb_arg = nullptr;
-  // Scratch owned by the module while the Io is in flight.
+  // Set by Channel::submit (ticks()); still valid in the completion callback,
+  // so callers can measure latency with one more ticks() call.
   uint64_t submit_tsc = 0;
+  // Scratch owned by the module while the Io is in flight.
   Io* next = nullptr;
   alignas(8) unsigned char module_ctx[64];
 };
+
+// A cheap monotonic clock for per-I/O latency: the TSC on x86-64 (invariant
+// TSC assumed), steady_clock nanoseconds elsewhere. Any thread.
+#if defined(__x86_64__)
+inline uint64_t ticks() noexcept { return __rdtsc(); }
+#else
+inline uint64_t ticks() noexcept {
+  return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      std::chrono::steady_clock::now().time_since_epoch())
+                      .count());
+}
+#endif
+// Ticks per second (calibrated once against steady_clock; the first call may
+// sleep up to 20 ms). Any thread.
+uint64_t tick_rate();
+
+// Total bytes of an iovec list.
+inline uint64_t iov_bytes(const iovec* iov, uint32_t n) noexcept {
+  uint64_t t = 0;
+  for (uint32_t i = 0; i < n; ++i) t += iov[i].iov_len;
+  return t;
+}
 
 // Per-channel counters; single writer (the channel's reactor), read by RPCs.
 struct alignas(64) IoStats {
@@ -66,9 +98,14 @@ struct alignas(64) IoStats {
   std::atomic<uint64_t> bytes_written{0}, num_write_ops{0};
   std::atomic<uint64_t> bytes_unmapped{0}, num_unmap_ops{0};
   std::atomic<uint64_t> num_flush_ops{0}, num_write_zeroes_ops{0};
-  std::atomic<uint64_t> read_latency_ticks{0}, write_latency_ticks{0};
+  std::atomic<uint64_t> read_latency_ticks{0}, write_latency_ticks{0}, unmap_latency_ticks{0};
+  std::atomic<uint64_t> max_read_latency_ticks{0}, min_read_latency_ticks{UINT64_MAX};
+  std::atomic<uint64_t> max_write_latency_ticks{0}, min_write_latency_ticks{UINT64_MAX};
   std::atomic<uint64_t> io_errors{0};
-  void add(const Io& io, IoStatus st, uint32_t block_size) noexcept;
+  // latency: ticks from submit to completion.
+  void add(const Io& io, IoStatus st, uint32_t block_size, uint64_t latency) noexcept;
+  // Adds `o` into *this (control plane; used when a channel goes away).
+  void merge(const IoStats& o) noexcept;
 };
 
 class Bdev;
@@ -83,6 +120,11 @@ class Channel {
   // Some modules (uring, nvme) complete from a poller; the owner of the
   // channel calls poll() from its reactor loop. Returns true if it did work.
   virtual bool poll() noexcept { return false; }
+  // Event mode: called before the owning reactor sleeps (use it from the
+  // owner's PrepareSleepFn). False when poll() already has work; true when
+  // the channel will wake the reactor itself (e.g. uring's eventfd) or has
+  // nothing in flight.
+  virtual bool prepare_sleep() noexcept { return true; }
   Bdev& bdev() { return bdev_; }
   const IoStats& stats() const { return *stats_; }
 
@@ -115,7 +157,9 @@ class Bdev {
   // Optimal/required buffer alignment in bytes (1 = any).
   virtual uint32_t required_alignment() const { return 1; }
   virtual bool supports(IoType t) const = 0;
-  // Called on the reactor that will use the channel.
+  // Called on the reactor that will use the channel; the channel must be
+  // destroyed on that reactor, with no Io in flight, before the Desc closes.
+  // Returns nullptr when out of resources (e.g. io_uring setup failed).
   virtual std::unique_ptr<Channel> create_channel() = 0;
   // Module-specific part of bdev_get_bdevs ("driver_specific").
   virtual json driver_specific() const { return json::object(); }
@@ -139,6 +183,7 @@ class Bdev {
   friend class Channel;
   friend class Desc;
   std::shared_ptr<IoStats> new_channel_stats();
+  void retire_channel_stats(const std::shared_ptr<IoStats>& s);
   std::string name_, module_;
   uint32_t block_size_;
   uint64_t num_blocks_;
@@ -147,6 +192,7 @@ class Bdev {
   std::vector<Desc*> descs_;
   mutable std::mutex stats_mu_;
   std::vector<std::shared_ptr<IoStats>> channel_stats_;
+  IoStats retired_stats_;  // sums of destroyed channels (under stats_mu_)
 };
 
 // Called (control plane) when the bdev is being removed. The owner must stop
@@ -203,6 +249,12 @@ class Manager {
   std::map<std::string, std::unique_ptr<Bdev>> bdevs_;
   std::map<Bdev*, std::vector<std::function<void()>>> removing_;
 };
+
+// Deletes bdev `name` for a bdev_<module>_delete RPC: kNotFound ("No such
+// device", as SPDK's -ENODEV) when it does not exist or belongs to another
+// module; kBusy when claimed; otherwise as Manager::remove. Control plane.
+Status remove_module_bdev(const std::string& name, const std::string& module,
+                          std::function<void()> done);
 
 // Generates an RFC 4122 v4 UUID string.
 std::string generate_uuid();
