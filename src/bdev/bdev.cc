@@ -112,17 +112,23 @@ void IoStats::merge(const IoStats& o) noexcept {
 
 // ---------------------------------------------------------------- Channel
 
-Channel::Channel(Bdev& bdev) : bdev_(bdev), stats_(bdev.new_channel_stats()) {}
+Channel::Channel(Bdev& bdev)
+    : bdev_(bdev), block_size_(bdev.block_size()), num_blocks_(bdev.num_blocks()),
+      stats_(bdev.new_channel_stats()) {
+  for (uint32_t t = 0; t < uint32_t(IoType::kCount); ++t)
+    if (bdev.supports(IoType(t))) supported_mask_ |= 1u << t;
+  stats_raw_ = stats_.get();
+}
 Channel::~Channel() { bdev_.retire_channel_stats(stats_); }
 
 void Channel::submit(Io& io) noexcept {
   io.submit_tsc = ticks();
-  if (io.type >= IoType::kCount || !bdev_.supports(io.type)) {
+  if (io.type >= IoType::kCount || !(supported_mask_ & (1u << uint32_t(io.type)))) {
     complete(io, IoStatus::kUnsupported);
     return;
   }
   if (io.type != IoType::kFlush && io.type != IoType::kReset) {
-    uint64_t nb = bdev_.num_blocks();
+    uint64_t nb = num_blocks_;
     if (io.num_blocks > nb || io.offset_blocks > nb - io.num_blocks) {
       complete(io, IoStatus::kOutOfRange);
       return;
@@ -130,7 +136,7 @@ void Channel::submit(Io& io) noexcept {
   }
   if (io.type == IoType::kRead || io.type == IoType::kWrite || io.type == IoType::kCompare) {
     // Multiplication cannot overflow: num_blocks <= bdev size in blocks.
-    if (io.iovcnt == 0 || iov_bytes(io.iov, io.iovcnt) != io.num_blocks * bdev_.block_size()) {
+    if (io.iovcnt == 0 || iov_bytes(io.iov, io.iovcnt) != io.num_blocks * block_size_) {
       complete(io, IoStatus::kFailed);
       return;
     }
@@ -139,7 +145,7 @@ void Channel::submit(Io& io) noexcept {
 }
 
 void Channel::complete(Io& io, IoStatus st) noexcept {
-  stats_->add(io, st, bdev_.block_size(), ticks() - io.submit_tsc);
+  stats_raw_->add(io, st, block_size_, ticks() - io.submit_tsc);
   io.cb(io, st);
 }
 
