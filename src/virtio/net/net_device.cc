@@ -221,9 +221,11 @@ Status NetDevice::write_config(uint32_t, std::span<const uint8_t>) {
 Status NetDevice::set_features(uint64_t f) {
   auto bad = [](const char* m) { return make_error(Errc::kInvalidArgument, std::string("virtio-net: ") + m); };
   if (f & ~features_) return bad("driver accepted features we did not offer");
-  // §5.1.3.1 feature dependencies.
-  if ((f & (kCtrlFeatures | VIRTIO_NET_F_MQ)) && !(f & VIRTIO_NET_F_CTRL_VQ))
-    return bad("control features without VIRTIO_NET_F_CTRL_VQ");
+  // §5.1.3.1 makes control features depend on CTRL_VQ. A vhost-user frontend
+  // (QEMU) that runs the control queue itself passes them without CTRL_VQ:
+  // they are then the frontend's business, so accept them and act on none.
+  if (!(f & VIRTIO_NET_F_CTRL_VQ)) f &= ~kCtrlFeatures;
+  if ((f & VIRTIO_NET_F_MQ) && !(f & VIRTIO_NET_F_CTRL_VQ)) return bad("MQ without VIRTIO_NET_F_CTRL_VQ");
   if ((f & kHostGso) && !(f & VIRTIO_NET_F_CSUM)) return bad("HOST_TSO/ECN/UFO without VIRTIO_NET_F_CSUM");
   if ((f & (kGuestGso | VIRTIO_NET_F_GUEST_ECN)) && !(f & VIRTIO_NET_F_GUEST_CSUM))
     return bad("GUEST_TSO/ECN/UFO without VIRTIO_NET_F_GUEST_CSUM");

@@ -113,6 +113,9 @@ TEST(NetDevice, FeaturesAndConfig) {
   // §5.1.3.1 dependencies and unoffered bits.
   EXPECT_FALSE(n.set_features(1ull << 50).ok());
   EXPECT_FALSE(n.set_features(kFVersion1 | VIRTIO_NET_F_MQ).ok()) << "MQ without CTRL_VQ";
+  // QEMU's vhost-user-net runs the control queue itself and passes
+  // GUEST_ANNOUNCE without CTRL_VQ: accepted, and not acted on.
+  EXPECT_TRUE(n.set_features(kFVersion1 | VIRTIO_NET_F_GUEST_ANNOUNCE).ok());
   EXPECT_FALSE(n.set_features(kFVersion1 | VIRTIO_NET_F_HOST_TSO4).ok()) << "TSO without CSUM";
   EXPECT_TRUE(n.set_features(kFVersion1 | VIRTIO_NET_F_CSUM | VIRTIO_NET_F_HOST_TSO4).ok());
   EXPECT_EQ(n.hdr_len(), 12u);
