@@ -305,7 +305,114 @@ struct Args {
   std::string pattern = "randread";
   int rwmix = 50;
   bool json = false;
+  uint32_t verify_mib = 0;  // --verify: write then read back and compare this much
 };
+
+// The pattern of 8-byte word w of block `lba` (unique per LBA and offset).
+uint64_t pattern_word(uint64_t lba, uint64_t w) {
+  uint64_t x = (lba << 20 | w) * 0x9e3779b97f4a7c15ull;
+  return x ^ (x >> 29) ^ 0x5644505556455249ull;  // "VDPUVERI"
+}
+
+// --verify: writes a per-LBA pattern over the first verify_mib MiB (at queue
+// depth qd on every queue), reads it all back and compares. Exit 1 on any
+// I/O error or mismatch.
+int run_verify(Driver& d, const Args& a) {
+  const uint64_t blocks_per_io = a.io_size / d.lba_size;
+  uint64_t total_ios = (uint64_t(a.verify_mib) << 20) / a.io_size;
+  total_ios = std::min<uint64_t>(std::max<uint64_t>(total_ios, 1), d.nsze / blocks_per_io);
+  const uint32_t pages = (a.io_size + kPage - 1) / kPage;
+  uint64_t errors = 0, mismatches = 0;
+  for (int pass = 0; pass < 2; ++pass) {
+    bool write = pass == 0;
+    uint64_t next = 0, done = 0;
+    std::vector<uint64_t> slot_io(size_t(a.queues) * a.qd, 0);
+    auto issue = [&](uint32_t qi, uint16_t slot) {
+      size_t s = size_t(qi) * a.qd + slot;
+      uint64_t io = next++;
+      slot_io[s] = io;
+      uint64_t lba = io * blocks_per_io;
+      if (write) {
+        auto* w = reinterpret_cast<uint64_t*>(d.slot_buf[s]);
+        for (uint64_t b = 0; b < blocks_per_io; ++b)
+          for (uint64_t i = 0; i < d.lba_size / 8; ++i) w[b * d.lba_size / 8 + i] = pattern_word(lba + b, i);
+      } else {
+        std::memset(d.slot_buf[s], 0xa5, a.io_size);
+      }
+      Sqe e{};
+      e.opc = write ? 0x01 : 0x02;
+      e.cid = slot;
+      e.nsid = 1;
+      e.prp1 = d.slot_iova[s];
+      e.prp2 = pages == 2 ? d.slot_iova[s] + kPage : pages > 2 ? d.slot_prp_iova[s] : 0;
+      e.cdw10 = uint32_t(lba);
+      e.cdw11 = uint32_t(lba >> 32);
+      e.cdw12 = uint32_t(blocks_per_io - 1);
+      submit(d.ioq[qi], e);
+    };
+    uint64_t outstanding = 0;
+    for (uint32_t qi = 0; qi < a.queues; ++qi) {
+      for (uint16_t s = 0; s < a.qd && next < total_ios; ++s, ++outstanding) issue(qi, s);
+      ring_sq(d.ioq[qi]);
+    }
+    uint64_t deadline = now_ns() + 60000000000ull;
+    while (outstanding) {
+      for (uint32_t qi = 0; qi < a.queues; ++qi) {
+        Queue& q = d.ioq[qi];
+        bool any = false, again = false;
+        while (const volatile Cqe* e = peek(q)) {
+          uint16_t cid = e->cid, status = e->status;
+          pop(q);
+          any = true;
+          --outstanding;
+          ++done;
+          if (cid >= a.qd || (status >> 1)) {
+            ++errors;
+            continue;
+          }
+          size_t s = size_t(qi) * a.qd + cid;
+          if (!write) {
+            uint64_t lba = slot_io[s] * blocks_per_io;
+            auto* w = reinterpret_cast<const uint64_t*>(d.slot_buf[s]);
+            for (uint64_t b = 0; b < blocks_per_io; ++b)
+              for (uint64_t i = 0; i < d.lba_size / 8; ++i)
+                if (w[b * d.lba_size / 8 + i] != pattern_word(lba + b, i)) {
+                  if (mismatches++ < 5)
+                    fprintf(stderr, "vdpu-perf nvme: verify mismatch at LBA %llu word %llu\n",
+                            (unsigned long long)(lba + b), (unsigned long long)i);
+                  b = blocks_per_io;
+                  break;
+                }
+          }
+          if (next < total_ios) {
+            issue(qi, cid);
+            ++outstanding;
+            again = true;
+          }
+        }
+        if (any) *q.cq_db = q.head;
+        if (again) ring_sq(q);
+      }
+      if (now_ns() > deadline) {
+        fprintf(stderr, "vdpu-perf nvme: verify: %llu I/Os never completed\n", (unsigned long long)outstanding);
+        ++errors;
+        break;
+      }
+    }
+    if (done < total_ios) ++errors;
+  }
+  d.close();
+  if (a.json) {
+    nlohmann::json j = {{"workload", "verify"}, {"io_size", a.io_size}, {"ios", total_ios},
+                        {"bytes", total_ios * a.io_size}, {"errors", errors}, {"mismatches", mismatches}};
+    printf("%s\n", j.dump(2).c_str());
+  } else {
+    printf("nvme verify %llu x %u B (write then read back): %llu errors, %llu mismatches\n",
+           (unsigned long long)total_ios, a.io_size, (unsigned long long)errors,
+           (unsigned long long)mismatches);
+  }
+  return errors || mismatches ? 1 : 0;
+}
 
 int run_nvme(const Args& a) {
   Driver d;
@@ -315,6 +422,7 @@ int run_nvme(const Args& a) {
     fprintf(stderr, "vdpu-perf nvme: %s\n", st.error().message.c_str());
     return 1;
   }
+  if (a.verify_mib) return run_verify(d, a);
   bool rnd = a.pattern.rfind("rand", 0) == 0;
   bool mixed = a.pattern == "randrw" || a.pattern == "rw";
   bool writes = a.pattern == "randwrite" || a.pattern == "write";
@@ -415,6 +523,9 @@ std::function<int()> setup_nvme(CLI::App& sub) {
   sub.add_option("-t,--time", a->seconds, "run time in seconds")->check(CLI::Range(1, 3600));
   sub.add_option("--queues", a->queues, "I/O queue pairs")->check(CLI::Range(1, 31));
   sub.add_flag("--json", a->json, "print results as JSON");
+  sub.add_option("--verify", a->verify_mib,
+                 "verify mode: write a per-LBA pattern over this many MiB, read it back and compare")
+      ->check(CLI::Range(1, 1 << 20));
   return [a] { return run_nvme(*a); };
 }
 

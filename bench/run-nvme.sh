@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# vdpu's emulated NVMe function (nvme::Controller behind NvmePciFunction,
+# served over vfio-user by `vdpu-perf nvme-target`) driven by the user-space
+# NVMe driver `vdpu-perf nvme` (doorbells written to the mmap'd BAR0 page,
+# CQs polled, no syscall per I/O). 4 KiB random reads at QD 1, 32, 128 on one
+# I/O queue, null bdev (and malloc with BDEVS="null malloc"). Target pinned to
+# core 0 (data reactor and control thread), client to core 1. Results: one
+# line per run, "<backend> qd=<n> <json>", in $OUT (default
+# bench/results/nvme-<date>.txt) and on stdout.
+#
+# usage: bench/run-nvme.sh [BUILD_DIR] [SECONDS]
+set -euo pipefail
+BUILD=${1:-build}
+T=${2:-10}
+PERF=$(realpath "$BUILD/src/apps/vdpu-perf/vdpu-perf")
+TARGET_CPU=${TARGET_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+QDS=${QDS:-"1 32 128"}
+BDEVS=${BDEVS:-null}
+HERE=$(cd "$(dirname "$0")" && pwd)
+OUT=${OUT:-$HERE/results/nvme-$(date +%Y%m%d-%H%M%S).txt}
+mkdir -p "$(dirname "$OUT")"
+TMP=$(mktemp -d /tmp/vdpu-bench-nvme.XXXXXX)
+PID=
+cleanup() {
+  [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+{
+  echo "# $(date -Is) $(uname -r)"
+  echo "# cpu: $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1) ($(nproc) cpus)"
+  echo "# load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "# client: taskset -c $CLIENT_CPU $PERF nvme --socket S -q QD -o 4096 -w randread -t $T --json"
+} | tee "$OUT"
+
+wait_sock() { for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.1; done; echo "no socket $1" >&2; return 1; }
+
+for b in $BDEVS; do
+  S=$TMP/nvme-$b.sock
+  echo "# target vdpu-$b: taskset -c $TARGET_CPU $PERF nvme-target --socket S --bdev $b --size-mib 1024 --num-queues 1 --cpumask [$TARGET_CPU]" | tee -a "$OUT"
+  taskset -c "$TARGET_CPU" "$PERF" nvme-target --socket "$S" --bdev "$b" --size-mib 1024 \
+    --num-queues 1 --cpumask "[$TARGET_CPU]" >"$TMP/target-$b.log" 2>&1 &
+  PID=$!
+  wait_sock "$S"
+  for qd in $QDS; do
+    line=$(taskset -c "$CLIENT_CPU" "$PERF" nvme --socket "$S" -q "$qd" -o 4096 -w randread -t "$T" \
+             --json 2>>"$TMP/client.err" | tr -d '\n ' || true)
+    echo "vdpu-$b qd=$qd $line" | tee -a "$OUT"
+  done
+  kill "$PID" 2>/dev/null || true
+  wait "$PID" 2>/dev/null || true
+  PID=
+done
+[ -s "$TMP/client.err" ] && sed 's/^/# client stderr: /' "$TMP/client.err" | tee -a "$OUT"
+echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT"
