@@ -61,6 +61,32 @@ enum State : uint32_t { kStartup = 1, kRuntime = 2, kAny = 3 };
 // Registers a handler. Duplicate names abort at start-up (programming error).
 void register_method(const std::string& name, Handler h, uint32_t states = kRuntime);
 
+// ---- Added by the RPC server (vdpu_rpc) ----
+
+// Another name for a registered method (e.g. a deprecated or vendor
+// spelling). The alias shares the method's handler, states and schema;
+// rpc_get_methods lists it with include_aliases. Start-up only.
+void register_method_alias(const std::string& alias, const std::string& name);
+
+// save_config asks every writer for the config of its subsystem: a JSON
+// array of {"method": ..., "params": {...}} that recreates the current state
+// when replayed in order (or null for none). Called on the main reactor.
+// Subsystems are emitted in SPDK's dependency order (iobuf, sock, accel,
+// bdev, ... then the SNAP ones). Duplicate names abort at start-up.
+void register_config_writer(std::string subsystem, std::function<json()> fn);
+
+// Called once on graceful shutdown (SIGINT/SIGTERM, spdk_kill_instance), on the
+// main reactor, after the RPC server stopped accepting requests and before
+// the reactors stop; hooks run one after another in reverse order of
+// registration. A hook calls done() when it has finished (possibly later,
+// after messages to data reactors); shutdown goes on after a time limit even
+// if it does not.
+using DoneFn = std::function<void()>;
+void register_shutdown_hook(std::string name, std::function<void(DoneFn done)> fn);
+
+// The current RPC state: kStartup before framework_start_init, else kRuntime.
+State current_state();
+
 namespace detail {
 struct Registrar {
   Registrar(const char* name, Handler h, uint32_t states) { register_method(name, std::move(h), states); }
