@@ -196,13 +196,15 @@ uint8_t ctrl(Dev& d, GuestMem& mem, DriverQueue& dq, uint8_t cls, uint8_t cmd, s
 TEST(NetDevice, ControlQueueAndMultiQueueLoopback) {
   NetOptions o;
   o.max_queue_pairs = 2;
+  // Guest memory and rings outlive the device: its reactors poll them until
+  // ~Dev has stopped every queue.
+  GuestMem mem;
+  DriverQueue rx0(mem, 64), tx0(mem, 64), rx1(mem, 64), tx1(mem, 64), cq(mem, 16);
   Dev d(o, LoopbackBackend::create_self(2, 1518));
   NetDevice& n = *d.dev;
   const uint64_t f = kFVersion1 | VIRTIO_NET_F_MRG_RXBUF | VIRTIO_NET_F_CTRL_VQ | VIRTIO_NET_F_CTRL_RX |
                      VIRTIO_NET_F_MQ | VIRTIO_NET_F_CTRL_VLAN | VIRTIO_NET_F_CTRL_MAC_ADDR;
   ASSERT_TRUE(n.set_features(f).ok());
-  GuestMem mem;
-  DriverQueue rx0(mem, 64), tx0(mem, 64), rx1(mem, 64), tx1(mem, 64), cq(mem, 16);
   ASSERT_TRUE(d.start(0, rx0.config(f)).ok());
   ASSERT_TRUE(d.start(1, tx0.config(f)).ok());
   ASSERT_TRUE(d.start(2, rx1.config(f)).ok());
