@@ -10,7 +10,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PERF=${PERF:-$ROOT/build/src/apps/vdpu-perf/vdpu-perf}
+PERF=${PERF:-$ROOT/build/bin/vdpu-perf}
 FILE=${FILE:-/var/tmp/vdpu-bench.img}
 SIZE_MIB=${SIZE_MIB:-1024}
 T=${T:-5}

@@ -10,7 +10,7 @@
 set -euo pipefail
 BUILD=${1:-build}
 T=${2:-10}
-PERF=$(realpath "$BUILD/src/apps/vdpu-perf/vdpu-perf")
+PERF=$(realpath "$BUILD/bin/vdpu-perf")
 QSD=${QSD:-qemu-storage-daemon}
 BACKEND_CPU=${BACKEND_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}

@@ -29,7 +29,7 @@ ap.add_argument("--sizes", default="64 1500")
 ap.add_argument("--only", choices=["vdpu", "dpdk"])
 ap.add_argument("--queue-size", type=int, default=1024)
 a = ap.parse_args()
-perf = a.perf or next(iter(sorted(glob.glob("build*/src/apps/vdpu-perf/vdpu-perf"))), None)
+perf = a.perf or next(iter(sorted(glob.glob("build*/bin/vdpu-perf"))), None)
 if not perf:
     sys.exit("vdpu-perf not found; pass --perf")
 QS = a.queue_size

@@ -12,7 +12,7 @@
 set -euo pipefail
 BUILD=${1:-build}
 T=${2:-10}
-PERF=$(realpath "$BUILD/src/apps/vdpu-perf/vdpu-perf")
+PERF=$(realpath "$BUILD/bin/vdpu-perf")
 TARGET_CPU=${TARGET_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 QDS=${QDS:-"1 32 128"}

@@ -2,7 +2,7 @@
 """End to end: DPDK testpmd (net_virtio_user, a real virtio-net driver) against
 `vdpu-perf net-target` (vdpu's virtio-net device behind its vhost-user server).
 
-    python3 tests/integration/test_net_testpmd.py --perf build/src/apps/vdpu-perf/vdpu-perf [-v] [--only NAME]
+    python3 tests/integration/test_net_testpmd.py --perf build/bin/vdpu-perf [-v] [--only NAME]
 
 Exit 0 = all passed, 1 = a case failed, 77 = skipped (no testpmd, no
 hugepages, not root). Each case runs a few seconds; vdpu runs on core 0,
@@ -406,7 +406,7 @@ def find_perf(arg: str | None) -> str:
     if arg:
         return arg
     root = Path(__file__).resolve().parents[2]
-    for b in sorted(root.glob("build*/src/apps/vdpu-perf/vdpu-perf")):
+    for b in sorted(root.glob("build*/bin/vdpu-perf")):
         return str(b)
     raise Skip("vdpu-perf not found (pass --perf)")
 

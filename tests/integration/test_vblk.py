@@ -26,7 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BIN = Path(os.environ.get("VDPU_BIN_DIR", HERE.parent.parent / "build" / "bin"))
 SNAP = BIN / "vdpu-snap"
-PERF = next((p for p in (BIN / "vdpu-perf", BIN.parent / "src/apps/vdpu-perf/vdpu-perf")
+PERF = next((p for p in (BIN / "vdpu-perf", BIN.parent / "bin/vdpu-perf")
              if p.exists()), BIN / "vdpu-perf")
 
 # Errc -> JSON-RPC code (src/rpc/rpc.h)
