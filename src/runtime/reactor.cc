@@ -31,7 +31,8 @@ uint64_t now_ns() {
 }
 
 Reactor::Reactor(uint32_t index, int core, bool event_mode, size_t msg_capacity)
-    : index_(index), core_(core), event_mode_(event_mode), msgs_(msg_capacity) {
+    : index_(index), core_(core), event_mode_(event_mode), idle_spins_(kIdleSpinsBeforeSleep),
+      msgs_(msg_capacity) {
   epfd_ = epoll_create1(EPOLL_CLOEXEC);
   msg_efd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   epoll_event ev{};
@@ -237,7 +238,7 @@ void Reactor::run() {
       continue;
     }
     stats_.idle_iterations.fetch_add(1, std::memory_order_relaxed);
-    if (event_mode_.load(std::memory_order_relaxed) && ++idle >= kIdleSpinsBeforeSleep) {
+    if (event_mode_.load(std::memory_order_relaxed) && ++idle >= idle_spins_) {
       sleep_until_work();
       idle = 0;
     }

@@ -60,6 +60,11 @@ class Reactor {
   void request_stop();
   // Switches busy-polling/event mode at run time.
   void set_event_mode(bool on) { event_mode_ = on; }
+  // Event mode: idle loop iterations (each polls the fds) before sleeping.
+  // Data reactors spin a while to keep wake-up latency off the data path;
+  // the control-plane reactor sleeps at once (a periodic admin poller must
+  // not turn into a busy loop of epoll_wait calls on a shared core).
+  void set_idle_spins(uint32_t n) { idle_spins_ = n; }
 
   // --- owning thread only ---
   // period_us == 0: called every iteration; otherwise every period_us.
@@ -113,6 +118,7 @@ class Reactor {
   const uint32_t index_;
   const int core_;
   std::atomic<bool> event_mode_;
+  uint32_t idle_spins_;
   int epfd_ = -1;
   int msg_efd_ = -1;
   std::thread thread_;

@@ -12,6 +12,7 @@ Runtime* Runtime::get() { return g_runtime; }
 Runtime::Runtime(Options opts) : opts_(std::move(opts)) {
   if (opts_.cores.empty()) opts_.cores = {0};
   main_ = std::make_unique<Reactor>(UINT32_MAX, -1, /*event_mode=*/true);
+  main_->set_idle_spins(1);  // the control plane sleeps as soon as it is idle
   for (size_t i = 0; i < opts_.cores.size(); ++i)
     reactors_.push_back(
         std::make_unique<Reactor>(uint32_t(i), opts_.pin ? int(opts_.cores[i]) : -1, opts_.event_mode));

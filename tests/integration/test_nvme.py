@@ -262,8 +262,14 @@ class NvmeTest(unittest.TestCase):
 
         # Bad cases (CLI fails; the daemon answers the right code).
         self.cli("nvme_namespace_create", "-s", NQN, "-b", "Malloc1", "-n", 2)
-        self.cli("nvme_controller_attach_ns", "-c", "NVMeCtrl1", "-n", 2, ok=False)
-        self.rpc_err(ESTATE, "nvme_controller_attach_ns", ctrl="NVMeCtrl1", nsid=2)  # running
+        # Attach/detach on the running controller: quiesced around the change.
+        self.assertIs(self.cli("nvme_controller_attach_ns", "-c", "NVMeCtrl1", "-n", 2), True)
+        ns = self.cli("nvme_controller_list", "-c", "NVMeCtrl1")[0]
+        self.assertEqual([n["nsid"] for n in ns["namespaces"]], [1, 2])
+        self.assertFalse(ns["suspended"])
+        self.rpc_err(EEXIST, "nvme_controller_attach_ns", ctrl="NVMeCtrl1", nsid=2)
+        self.assertIs(self.cli("nvme_controller_detach_ns", "-c", "NVMeCtrl1", "-n", 2), True)
+        self.rpc_err(ENODEV, "nvme_controller_detach_ns", ctrl="NVMeCtrl1", nsid=2)
         self.cli("nvme_namespace_create", "-s", NQN, "-b", "Malloc1", "-n", 1, ok=False)
         self.rpc_err(EEXIST, "nvme_namespace_create", nqn=NQN, bdev_name="Malloc1", nsid=2)
         self.rpc_err(ENODEV, "nvme_namespace_create", nqn=NQN, bdev_name="NoSuchBdev", nsid=3)
@@ -288,8 +294,7 @@ class NvmeTest(unittest.TestCase):
                                             "nvme_controller_resume"])
         self.assertTrue(nv[i]["params"]["suspended"])
 
-        # Cleanup in the spec's order (§6.7): suspend, detach, destroy, ns, subsystem.
-        self.cli("nvme_controller_suspend", "-c", "NVMeCtrl1")
+        # Cleanup in the spec's order (§6.7): detach (running), destroy, ns, subsystem.
         self.assertIs(self.cli("nvme_controller_detach_ns", "-c", "NVMeCtrl1", "-n", 1), True)
         self.cli("nvme_controller_destroy", "-c", "NVMeCtrl1")
         self.wait_socket(sock, present=False)

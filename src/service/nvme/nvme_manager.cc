@@ -360,18 +360,26 @@ Status Manager::controller_resume(const std::string& ctrl) {
   return {};
 }
 
-Status Manager::controller_attach_ns(const std::string& ctrl, uint32_t nsid) {
+void Manager::controller_ns_change(const std::string& ctrl, uint32_t nsid, bool attach, Done done) {
   auto cr = get(ctrl);
-  if (!cr) return cr.error();
-  // §6.1: only while suspended; no namespace shared by two controllers
-  // (nvme::Controller::attach_ns checks both).
-  return (*cr)->ctrl->attach_ns(nsid);
-}
-
-Status Manager::controller_detach_ns(const std::string& ctrl, uint32_t nsid) {
-  auto cr = get(ctrl);
-  if (!cr) return cr.error();
-  return (*cr)->ctrl->detach_ns(nsid);
+  if (!cr) return done(cr.error());
+  Ctrl* c = *cr;
+  // nvme::Controller::attach_ns/detach_ns act on a suspended controller and
+  // check the §6.1 rules (no namespace shared by two controllers).
+  auto apply = [c, nsid, attach] { return attach ? c->ctrl->attach_ns(nsid) : c->ctrl->detach_ns(nsid); };
+  if (c->ctrl->suspended()) return done(apply());
+  // A running controller (the spec's cleanup detaches from one): quiesce its
+  // queues so no command is in flight on the namespace, change it, resume.
+  // The host learns of the change by the Namespace Attribute Changed event.
+  c->busy = true;
+  c->ctrl->suspend([this, ctrl, apply, done] {
+    Ctrl* c = find_ctrl(ctrl);
+    if (!c) return done(make_error(Errc::kNotFound, "NVMe controller " + ctrl + " not found"));
+    Status s = apply();
+    c->ctrl->resume();
+    c->busy = false;
+    done(s);
+  });
 }
 
 Result<json> Manager::controller_list(const std::optional<std::string>& nqn,

@@ -126,8 +126,10 @@ class Manager {
   void controller_destroy(const std::string& ctrl, bool force, bool release_msix, Done done);
   void controller_suspend(const std::string& ctrl, SuspendOpts o, Done done);
   Status controller_resume(const std::string& ctrl);
-  Status controller_attach_ns(const std::string& ctrl, uint32_t nsid);
-  Status controller_detach_ns(const std::string& ctrl, uint32_t nsid);
+  // Attaches (attach) or detaches a namespace. On a running controller the
+  // queues are quiesced around the change and the host gets a Namespace
+  // Attribute Changed event.
+  void controller_ns_change(const std::string& ctrl, uint32_t nsid, bool attach, Done done);
   Result<json> controller_list(const std::optional<std::string>& nqn,
                                const std::optional<std::string>& ctrl) const;
   // Only while no driver is bound (CC.EN = 0). num_msix: VF with dynamic

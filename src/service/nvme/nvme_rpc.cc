@@ -135,13 +135,13 @@ void controller_resume(const json& p, Responder r) {
 void controller_attach_ns(const json& p, Responder r) {
   NVME_GET(ctrl, ctrl_of(p));
   NVME_GET(nsid, req_u32(p, "nsid", 1, 0xfffffffe));
-  r.status(manager().controller_attach_ns(ctrl, nsid));
+  manager().controller_ns_change(ctrl, nsid, true, [r](Status s) mutable { r.status(s); });
 }
 
 void controller_detach_ns(const json& p, Responder r) {
   NVME_GET(ctrl, ctrl_of(p));
   NVME_GET(nsid, req_u32(p, "nsid", 1, 0xfffffffe));
-  r.status(manager().controller_detach_ns(ctrl, nsid));
+  manager().controller_ns_change(ctrl, nsid, false, [r](Status s) mutable { r.status(s); });
 }
 
 void controller_list(const json& p, Responder r) {

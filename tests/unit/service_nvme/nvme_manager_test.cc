@@ -114,7 +114,7 @@ TEST_F(NvmeManagerTest, DestroyNonEmptySubsystemNeedsForce) {
   make_subsys_with_ns();
   auto c = mgr_->controller_create(req());
   ASSERT_TRUE(c.ok());
-  ASSERT_TRUE(mgr_->controller_attach_ns(*c, 1).ok());
+  ASSERT_TRUE(run([&](Done d) { mgr_->controller_ns_change(*c, 1, true, d); }).ok());
   // §6.3: without force a non-empty subsystem stays.
   EXPECT_EQ(run([&](Done d) { mgr_->subsystem_destroy(kNqn, false, d); }).error().code, Errc::kBusy);
   EXPECT_NE(mgr_->find_ctrl(*c), nullptr);
@@ -217,23 +217,44 @@ TEST_F(NvmeManagerTest, ControllerCreateChecks) {
   EXPECT_EQ(mgr_->controller_list(std::string(kNqn), std::nullopt)->size(), 2u);
 }
 
-// §6.1: attach/detach only while suspended.
-TEST_F(NvmeManagerTest, AttachOnlyWhileSuspended) {
+// §6.1 / §6.7: namespaces are attached to a suspended controller; attach and
+// detach on a running one (the spec's cleanup) quiesce it around the change
+// and leave it running.
+TEST_F(NvmeManagerTest, AttachDetachSuspendedOrRunning) {
   make_subsys_with_ns();
   ASSERT_TRUE(mgr_->namespace_create(kNqn, "Malloc1", 2, "", "spdk").ok());
   auto c = mgr_->controller_create(req(false));
   ASSERT_TRUE(c.ok());
-  EXPECT_EQ(mgr_->controller_attach_ns(*c, 1).error().code, Errc::kState);
+  auto attach = [&](const std::string& ctrl, uint32_t nsid) {
+    return run([&](Done d) { mgr_->controller_ns_change(ctrl, nsid, true, d); });
+  };
+  auto detach = [&](const std::string& ctrl, uint32_t nsid) {
+    return run([&](Done d) { mgr_->controller_ns_change(ctrl, nsid, false, d); });
+  };
+  auto nsids = [&] {
+    std::vector<uint32_t> v;
+    json l = *mgr_->controller_list(std::nullopt, *c);
+    for (auto& n : l[0]["namespaces"]) v.push_back(n["nsid"]);
+    return v;
+  };
+  auto suspended = [&] { return (*mgr_->controller_list(std::nullopt, *c))[0]["suspended"].get<bool>(); };
+  ASSERT_TRUE(attach(*c, 1).ok()) << "running controller";
+  EXPECT_FALSE(suspended()) << "resumed after the change";
   ASSERT_TRUE(run([&](Done d) { mgr_->controller_suspend(*c, {}, d); }).ok());
-  ASSERT_TRUE(mgr_->controller_attach_ns(*c, 1).ok());
-  EXPECT_EQ(mgr_->controller_attach_ns(*c, 1).error().code, Errc::kExists);
-  EXPECT_EQ(mgr_->controller_attach_ns(*c, 7).error().code, Errc::kNotFound);
+  ASSERT_TRUE(attach(*c, 2).ok());
+  EXPECT_TRUE(suspended()) << "a user suspend stays";
+  EXPECT_EQ(nsids(), (std::vector<uint32_t>{1, 2}));
+  EXPECT_EQ(attach(*c, 1).error().code, Errc::kExists);
+  EXPECT_EQ(attach(*c, 7).error().code, Errc::kNotFound);
   ASSERT_TRUE(mgr_->controller_resume(*c).ok());
-  EXPECT_EQ(mgr_->controller_attach_ns(*c, 2).error().code, Errc::kState);
-  EXPECT_EQ(mgr_->controller_detach_ns(*c, 1).error().code, Errc::kState);
   // An attached namespace cannot be destroyed.
   EXPECT_EQ(mgr_->namespace_destroy(kNqn, 1).error().code, Errc::kBusy);
-  EXPECT_EQ(mgr_->controller_attach_ns("Nope", 1).error().code, Errc::kNotFound);
+  ASSERT_TRUE(detach(*c, 1).ok());
+  EXPECT_EQ(nsids(), (std::vector<uint32_t>{2}));
+  EXPECT_FALSE(suspended());
+  EXPECT_EQ(detach(*c, 1).error().code, Errc::kNotFound);
+  EXPECT_TRUE(mgr_->namespace_destroy(kNqn, 1).ok());
+  EXPECT_EQ(attach("Nope", 1).error().code, Errc::kNotFound);
   EXPECT_EQ(mgr_->controller_resume("Nope").error().code, Errc::kNotFound);
 }
 
@@ -247,17 +268,17 @@ TEST_F(NvmeManagerTest, NoSharedNamespace) {
   p.fn.vf_id = 1;
   auto c2 = mgr_->controller_create(p);
   ASSERT_TRUE(c1.ok() && c2.ok());
-  ASSERT_TRUE(mgr_->controller_attach_ns(*c1, 1).ok());
-  EXPECT_EQ(mgr_->controller_attach_ns(*c2, 1).error().code, Errc::kBusy);
-  ASSERT_TRUE(mgr_->controller_detach_ns(*c1, 1).ok());
-  EXPECT_TRUE(mgr_->controller_attach_ns(*c2, 1).ok());
+  ASSERT_TRUE(run([&](Done d) { mgr_->controller_ns_change(*c1, 1, true, d); }).ok());
+  EXPECT_EQ(run([&](Done d) { mgr_->controller_ns_change(*c2, 1, true, d); }).error().code, Errc::kBusy);
+  ASSERT_TRUE(run([&](Done d) { mgr_->controller_ns_change(*c1, 1, false, d); }).ok());
+  EXPECT_TRUE(run([&](Done d) { mgr_->controller_ns_change(*c2, 1, true, d); }).ok());
 }
 
 TEST_F(NvmeManagerTest, DestroyUnplugsAndReleases) {
   make_subsys_with_ns();
   auto c = mgr_->controller_create(req());
   ASSERT_TRUE(c.ok());
-  ASSERT_TRUE(mgr_->controller_attach_ns(*c, 1).ok());
+  ASSERT_TRUE(run([&](Done d) { mgr_->controller_ns_change(*c, 1, true, d); }).ok());
   EXPECT_EQ(run([&](Done d) { mgr_->controller_destroy("Nope", false, false, d); }).error().code,
             Errc::kNotFound);
   ASSERT_TRUE(run([&](Done d) { mgr_->controller_destroy(*c, false, false, d); }).ok());
@@ -280,7 +301,7 @@ TEST_F(NvmeManagerTest, SuspendResumeAndSnapshot) {
   SuspendOpts so;
   so.timeout_ms = 100;
   ASSERT_TRUE(run([&](Done d) { mgr_->controller_suspend(*c, so, d); }).ok());
-  ASSERT_TRUE(mgr_->controller_attach_ns(*c, 1).ok());
+  ASSERT_TRUE(run([&](Done d) { mgr_->controller_ns_change(*c, 1, true, d); }).ok());
   ASSERT_TRUE(mgr_->controller_snapshot_get(*c, file).ok());
   auto sp = load_snapshot(file);
   ASSERT_TRUE(sp.ok());
@@ -295,7 +316,7 @@ TEST_F(NvmeManagerTest, ModifyRebuildsControllerKeepingNamespaces) {
   make_subsys_with_ns();
   auto c = mgr_->controller_create(req());
   ASSERT_TRUE(c.ok());
-  ASSERT_TRUE(mgr_->controller_attach_ns(*c, 1).ok());
+  ASSERT_TRUE(run([&](Done d) { mgr_->controller_ns_change(*c, 1, true, d); }).ok());
   EXPECT_EQ(run([&](Done d) { mgr_->controller_modify(*c, std::nullopt, std::nullopt, d); }).error().code,
             Errc::kInvalidArgument);
   EXPECT_EQ(run([&](Done d) { mgr_->controller_modify(*c, 32u, std::nullopt, d); }).error().code,
@@ -372,7 +393,7 @@ TEST_F(NvmeManagerTest, LegacyDeviceAttach) {
 TEST_F(NvmeManagerTest, SaveConfigReplaysInOrder) {
   make_subsys_with_ns();
   auto c = mgr_->controller_create(req());
-  ASSERT_TRUE(mgr_->controller_attach_ns(*c, 1).ok());
+  ASSERT_TRUE(run([&](Done d) { mgr_->controller_ns_change(*c, 1, true, d); }).ok());
   ASSERT_TRUE(mgr_->controller_resume(*c).ok());
   json cfg = mgr_->write_config();
   std::vector<std::string> methods;
