@@ -1,6 +1,7 @@
-// Runs a libFuzzer entry point over files (or every file of directories)
-// given on the command line, so the fuzz corpus is a regression test with
-// any compiler. Exit status 0 unless a file cannot be read (a crash aborts).
+// The corpus replayer shared by every fuzz target: runs a libFuzzer entry
+// point over files (or every file of directories) given on the command line,
+// so each corpus is a regression test with any compiler (ctest). Exit status
+// 0 unless a file cannot be read (a crash aborts).
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
