@@ -29,7 +29,7 @@ struct FabricsCmd {
   uint8_t flags;
   uint16_t cid;
   uint8_t fctype;
-  uint8_t rsvd5[35];
+  uint8_t rsvd5[19];
   uint8_t sgl1[16];
   uint8_t specific[24];
 };
@@ -49,13 +49,13 @@ struct ConnectCmd {
   uint16_t qid;     // 0: admin queue
   uint16_t sqsize;  // 0's based
   uint8_t cattr;    // connect attributes (priority class; ignored)
-  uint8_t rsvd49;
-  uint32_t kato;  // keep alive timeout, ms (admin queue)
-  uint8_t rsvd56[8];
+  uint8_t rsvd47;
+  uint32_t kato;  // keep alive timeout, ms (admin queue), bytes 51:48
+  uint8_t rsvd52[12];
 };
 #pragma pack(pop)
 static_assert(sizeof(ConnectCmd) == 64);
-static_assert(offsetof(ConnectCmd, recfmt) == 40 && offsetof(ConnectCmd, kato) == 52);
+static_assert(offsetof(ConnectCmd, recfmt) == 40 && offsetof(ConnectCmd, kato) == 48);
 
 // Connect command data (Base 2.0 Figure 543), 1024 bytes, in the command's data.
 struct ConnectData {
@@ -86,7 +86,7 @@ struct PropertyCmd {
   uint8_t flags;
   uint16_t cid;
   uint8_t fctype;
-  uint8_t rsvd5[35];
+  uint8_t rsvd5[19];
   uint8_t sgl1[16];
   uint8_t attrib;  // bits 2:0 size: 0 = 4 bytes, 1 = 8 bytes
   uint8_t rsvd41[3];
