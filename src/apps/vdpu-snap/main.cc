@@ -5,9 +5,6 @@
 //
 // Exit status: 0 after a graceful shutdown (SIGINT/SIGTERM,
 // spdk_kill_instance), 1 when start-up fails, 2 on bad flags.
-#include <signal.h>
-#include <sys/epoll.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -19,6 +16,7 @@
 #include "apps/vdpu-snap/startup.h"
 #include "base/log.h"
 #include "base/parse.h"
+#include "rpc/daemon.h"
 #include "rpc/dispatch.h"
 #include "rpc/framework.h"
 #include "rpc/rpc_log.h"
@@ -30,8 +28,6 @@ namespace {
 
 using nlohmann::json;
 using namespace vdpu;
-
-constexpr uint64_t kShutdownTimeoutUs = 10'000'000;
 
 // --config-default: what the README's main-job command starts with.
 const char* kDefaultConfig = R"({"subsystems": [{"subsystem": "bdev", "config": [
@@ -72,7 +68,8 @@ std::vector<std::string> all_args(int argc, char** argv) {
 
 class App {
  public:
-  App(rt::Runtime& rt, Flags f, json config) : rt_(rt), flags_(std::move(f)), config_(std::move(config)) {}
+  App(rt::Runtime& rt, Flags f, json config)
+      : rt_(rt), flags_(std::move(f)), config_(std::move(config)), daemon_(rt, "vdpu-snap") {}
 
   // Main reactor: starts the server and the start-up sequence.
   void start(int sigfd) {
@@ -84,15 +81,14 @@ class App {
       VDPU_ERR("Cannot start the RPC server: {}", srv.error().message);
       return shutdown(1);
     }
-    server_ = std::move(*srv);
+    daemon_.set_server(std::move(*srv));
     if (auto path = rpc::rpc_log_path(flags_.rpc_log); !path.empty()) {
       if (auto s = log_.open(path); !s) VDPU_WARN("RPC log disabled: {}", s.error().message);
       else rpc::Dispatcher::get().set_log(&log_);
     }
     for (auto& m : rpc::Dispatcher::get().methods_without_schema())
       VDPU_WARN("RPC method '{}' has no schema: it accepts no parameters", m);
-    Status s = rt_.main().add_fd(sigfd, EPOLLIN, [this, sigfd](uint32_t) { on_signal(sigfd); });
-    if (!s) VDPU_WARN("signals: {}", s.error().message);
+    if (Status s = daemon_.watch_signals(sigfd); !s) VDPU_WARN("signals: {}", s.error().message);
 
     snap::StartupOptions o;
     o.wait_for_rpc = flags_.wait_for_rpc;
@@ -107,47 +103,17 @@ class App {
     });
   }
 
-  int exit_code() const { return exit_code_; }
-  void release() { server_.reset(); }
+  int exit_code() const { return daemon_.exit_code(); }
+  void release() { daemon_.release(); }
 
  private:
-  // Graceful shutdown: stop accepting RPCs, run the shutdown hooks, stop the
-  // reactors (run_main returns), remove the socket.
-  void shutdown(int code) {
-    if (code) exit_code_ = code;
-    if (shutting_down_) return;
-    shutting_down_ = true;
-    VDPU_INFO("Shutting down (exit code {})", exit_code_);
-    if (server_) server_->stop_listening();
-    auto finished = std::make_shared<bool>(false);
-    auto finish = [this, finished] {
-      if (*finished) return;
-      *finished = true;
-      if (server_) server_->close_all();
-      rt_.stop();
-    };
-    rt_.main().add_timer(kShutdownTimeoutUs, [finish] {
-      VDPU_WARN("shutdown hooks did not finish in time; stopping anyway");
-      finish();
-    });
-    rpc::run_shutdown_hooks(finish);
-  }
-
-  void on_signal(int fd) {
-    signalfd_siginfo si;
-    while (read(fd, &si, sizeof(si)) == sizeof(si)) {
-      VDPU_INFO("Received signal {}", strsignal(int(si.ssi_signo)));
-      shutdown(0);
-    }
-  }
+  void shutdown(int code) { daemon_.shutdown(code); }
 
   rt::Runtime& rt_;
   Flags flags_;
   json config_;
-  std::unique_ptr<rpc::Server> server_;
   rpc::RpcLog log_;
-  bool shutting_down_ = false;
-  int exit_code_ = 0;
+  rpc::Daemon daemon_;
 };
 
 Result<json> build_config(const Flags& f) {
@@ -221,19 +187,13 @@ int main(int argc, char** argv) {
   VDPU_INFO("vdpu-snap: cpumask {} ({} reactors), {} mode, rpc socket {}{}", f.cpumask, cores->size(),
             event_mode ? "event" : "polling", f.rpc_socket, f.mem_size_mb ? fmt::format(", mem {} MB", f.mem_size_mb) : "");
 
-  // Signals go to a signalfd read by the main reactor: block them in every
-  // thread (reactor threads inherit this mask).
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-  int sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-  if (sigfd < 0) {
-    VDPU_ERR("signalfd: {}", strerror(errno));
+  // Signals go to a signalfd read by the main reactor (rpc/daemon.h).
+  auto sig = rpc::block_termination_signals();
+  if (!sig) {
+    VDPU_ERR("{}", sig.error().message);
     return 1;
   }
+  int sigfd = *sig;
 
   rt::Options ro;
   ro.cores = *cores;

@@ -1,8 +1,5 @@
 #include "apps/vdpu-virtnet/worker.h"
 
-#include <signal.h>
-#include <sys/epoll.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -13,6 +10,7 @@
 #include "base/log.h"
 #include "base/parse.h"
 #include "pci/vuid.h"
+#include "rpc/daemon.h"
 #include "rpc/dispatch.h"
 #include "rpc/framework.h"
 #include "rpc/rpc.h"
@@ -30,7 +28,6 @@ using nlohmann::json;
 namespace vn = virtio::net;
 namespace sv = service::virtnet;
 
-constexpr uint64_t kShutdownTimeoutUs = 10'000'000;
 constexpr uint64_t kReplyFlushUs = 100'000;  // let a restart/update reply reach the CLI
 
 // The largest feature set the device model offers with this virtnet.conf
@@ -78,7 +75,7 @@ std::string installed_version(const std::string& exe) {
 
 class Worker {
  public:
-  Worker(rt::Runtime& rt, const WorkerFlags& f) : rt_(rt), f_(f), link_(f.ha_fd) {}
+  Worker(rt::Runtime& rt, const WorkerFlags& f) : rt_(rt), f_(f), link_(f.ha_fd), daemon_(rt, "virtio-net controller") {}
 
   // Main reactor.
   void start(int sigfd, sv::Options o) {
@@ -104,16 +101,15 @@ class Worker {
       VDPU_ERR("Cannot start the RPC server on {}: {}", f_.rpc_socket, srv.error().message);
       return shutdown(1);
     }
-    server_ = std::move(*srv);
-    if (auto s = rt_.main().add_fd(sigfd, EPOLLIN, [this, sigfd](uint32_t) { on_signal(sigfd); }); !s)
-      VDPU_WARN("signals: {}", s.error().message);
+    daemon_.set_server(std::move(*srv));
+    if (auto s = daemon_.watch_signals(sigfd); !s) VDPU_WARN("signals: {}", s.error().message);
     if (link_.active()) (void)link_.call("ready");
     VDPU_INFO("virtio-net controller {} started: {} device(s), rpc socket {}", kVersion, sv::manager()->num_devices(),
               f_.rpc_socket);
   }
 
-  int exit_code() const { return exit_code_; }
-  void release() { server_.reset(); }
+  int exit_code() const { return daemon_.exit_code(); }
+  void release() { daemon_.release(); }
 
  private:
   void register_methods() {
@@ -158,41 +154,13 @@ class Worker {
     }, rpc::kAny);
   }
 
-  void shutdown(int code) {
-    if (code) exit_code_ = code;
-    if (shutting_down_) return;
-    shutting_down_ = true;
-    VDPU_INFO("virtio-net controller stopping (exit code {})", exit_code_);
-    if (server_) server_->stop_listening();
-    auto finished = std::make_shared<bool>(false);
-    auto finish = [this, finished] {
-      if (*finished) return;
-      *finished = true;
-      if (server_) server_->close_all();
-      rt_.stop();
-    };
-    rt_.main().add_timer(kShutdownTimeoutUs, [finish] {
-      VDPU_WARN("shutdown hooks did not finish in time; stopping anyway");
-      finish();
-    });
-    rpc::run_shutdown_hooks(finish);
-  }
-
-  void on_signal(int fd) {
-    signalfd_siginfo si;
-    while (read(fd, &si, sizeof(si)) == sizeof(si)) {
-      VDPU_INFO("Received signal {}", strsignal(int(si.ssi_signo)));
-      shutdown(0);
-    }
-  }
+  void shutdown(int code) { daemon_.shutdown(code); }
 
   rt::Runtime& rt_;
   const WorkerFlags& f_;
   HaLink link_;
-  std::unique_ptr<rpc::Server> server_;
-  bool shutting_down_ = false;
   bool handover_ = false;  // restart / update: the supervisor keeps the representors
-  int exit_code_ = 0;
+  rpc::Daemon daemon_;
 };
 
 }  // namespace
@@ -238,17 +206,12 @@ int run_worker(const WorkerFlags& f) {
     cores = default_cores(*conf);
   }
 
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-  int sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-  if (sigfd < 0) {
-    VDPU_ERR("signalfd: {}", strerror(errno));
+  auto sig = rpc::block_termination_signals();
+  if (!sig) {
+    VDPU_ERR("{}", sig.error().message);
     return 1;
   }
+  int sigfd = *sig;
   rt::Options ro;
   ro.cores = cores;
   ro.event_mode = f.event_mode;
