@@ -211,6 +211,22 @@ def user_net_args(mac: str = "52:54:00:12:34:60", hostfwd: Iterable[str] = (),
     return ["-netdev", netdev, "-device", f"{model},netdev={i},mac={mac},romfile="]
 
 
+def free_tcp_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for hostfwd or a host target)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def nvmet_user_net_args(host_port: int, guest_port: int = 4420, **kw) -> list:
+    """User networking with host 127.0.0.1:host_port forwarded to the guest's
+    guest_port: for a kernel nvmet-tcp target started in the guest with
+    `vdpu_nvmet_start NQN guest_port` (after `vdpu_net_user`), reachable from
+    the host as 127.0.0.1:host_port."""
+    return user_net_args(hostfwd=[f"tcp:127.0.0.1:{host_port}-:{guest_port}"], **kw)
+
+
 def tap_net_args(ifname: str, mac: str = "52:54:00:12:34:70", vhost: bool = False,
                  dev_id: Optional[str] = None, vectors: Optional[int] = None) -> list:
     """A virtio-net-pci on a tap netdev (QEMU creates/opens `ifname`; it must

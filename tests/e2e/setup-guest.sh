@@ -155,10 +155,13 @@ fi
 # ---------------------------------------------------------------------------
 # 3. Base initramfs (cached, keyed by kernel version + this script + tools)
 # ---------------------------------------------------------------------------
-MODULES="virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
+MODULES="configfs virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
 virtio_blk failover net_failover virtio_net
 crc32c_generic crc32c-intel libcrc32c
 nvme-core nvme nvme-fabrics nvme-tcp ${VDPU_E2E_EXTRA_MODULES:-}"
+# In the initramfs but loaded only on demand (modprobe, or vdpu_nvmet_start):
+# the kernel NVMe/TCP target and RAM/null block devices to back it.
+MODULES_ONDEMAND="nvmet nvmet-tcp brd null_blk"
 BINS="/usr/bin/fio /usr/sbin/nvme /usr/bin/lsblk /usr/sbin/blockdev ${VDPU_E2E_EXTRA_BINS:-}"
 
 INITRD="$CACHE/initramfs-base-$KVER.cpio"
@@ -166,6 +169,7 @@ STAMP="$INITRD.stamp"
 stamp_content() {
     sha256sum "$SELF" | cut -d' ' -f1
     echo "modules=$MODULES"
+    echo "ondemand=$MODULES_ONDEMAND"
     echo "bins=$BINS"
     echo "fio_stubs=${VDPU_E2E_FIO_STUBS:-1}"
     sha256sum "$HERE/stub_libs.py" | cut -d' ' -f1
@@ -202,6 +206,14 @@ else
             mkdir -p "lib/modules/$KVER/$(dirname "$rel")"
             cp "$ko" "lib/modules/$KVER/$rel"
         fi
+    done
+    for m in $MODULES_ONDEMAND; do
+        modprobe -d "$KROOT" -S "$KVER" --show-depends "$m" 2>/dev/null |
+            awk '$1=="insmod"{print $2}' || { log "warning: module $m not found"; true; }
+    done | while read -r ko; do
+        rel="${ko#"$KROOT"/lib/modules/"$KVER"/}"
+        mkdir -p "lib/modules/$KVER/$(dirname "$rel")"
+        cp "$ko" "lib/modules/$KVER/$rel"
     done
     for f in modules.builtin modules.builtin.modinfo modules.order; do
         [ -f "$KROOT/lib/modules/$KVER/$f" ] && cp "$KROOT/lib/modules/$KVER/$f" "lib/modules/$KVER/"
@@ -290,6 +302,29 @@ vdpu_wait_for() { i=0; while [ ! -e "$1" ]; do i=$((i+1)); [ "$i" -gt $(( ${2:-1
 vdpu_net_user() { d="${1:-eth0}"; ip link set "$d" up && ip addr add 10.0.2.15/24 dev "$d" && ip route add default via 10.0.2.2 dev "$d"; }
 # vdpu_net_static DEV ADDR/PREFIX  -> bring DEV up with ADDR
 vdpu_net_static() { ip link set "$1" up && ip addr add "$2" dev "$1"; }
+# vdpu_nvmet_start [NQN] [PORT] [MiB] [DEV]  -> the kernel's NVMe/TCP target (nvmet-tcp)
+#   listening on 0.0.0.0:PORT (default 4420) with one namespace on a brd RAM disk
+#   of MiB (default 64) or on DEV (e.g. /dev/nullb0 after 'modprobe null_blk');
+#   any host allowed. The host reaches it through QEMU's hostfwd (user_net_args).
+vdpu_nvmet_start() {
+    nqn="${1:-nqn.2026-11.io.vdpu:guest-nvmet}"; port="${2:-4420}"; mb="${3:-64}"; dev="${4:-}"
+    if [ -z "$dev" ]; then
+        modprobe brd rd_nr=1 rd_size=$((mb * 1024)) max_part=0 || return 1
+        dev=/dev/ram0
+    fi
+    modprobe nvmet && modprobe nvmet-tcp || return 1
+    grep -q ' /sys/kernel/config ' /proc/mounts || mount -t configfs configfs /sys/kernel/config
+    c=/sys/kernel/config/nvmet
+    mkdir -p "$c/subsystems/$nqn/namespaces/1" || return 1
+    echo 1 > "$c/subsystems/$nqn/attr_allow_any_host"
+    echo "$dev" > "$c/subsystems/$nqn/namespaces/1/device_path"
+    echo 1 > "$c/subsystems/$nqn/namespaces/1/enable" || return 1
+    p="$c/ports/$port"
+    mkdir -p "$p"
+    echo tcp > "$p/addr_trtype"; echo ipv4 > "$p/addr_adrfam"
+    echo 0.0.0.0 > "$p/addr_traddr"; echo "$port" > "$p/addr_trsvcid"
+    ln -s "$c/subsystems/$nqn" "$p/subsystems/$nqn" || return 1
+}
 EOF
 
     cat > init <<'EOF'
@@ -312,6 +347,8 @@ while read -r m; do
         *) echo "VDPU-WARN insmod $m: $out" ;;
     esac
 done < /etc/vdpu-modules
+# configfs is a module in the Debian kernel: mount it now that it is loaded
+grep -q ' /sys/kernel/config ' /proc/mounts || mount -t configfs configfs /sys/kernel/config 2>/dev/null
 ip link set lo up
 hostname vdpu-guest
 echo "VDPU-BOOTED $KVER uptime=$(cut -d' ' -f1 /proc/uptime)"
