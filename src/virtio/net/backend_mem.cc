@@ -80,7 +80,7 @@ GenBackend::GenBackend(uint16_t pairs, uint32_t frame_len, const uint8_t dst[kEt
 
 uint32_t GenBackend::rx_burst(uint16_t q, RxSlot* slots, uint32_t n) noexcept {
   const uint32_t hl = cfg_.hdr_len, fl = uint32_t(frame_.size());
-  uint8_t hdr[kNetHdrLen] = {};
+  uint8_t hdr[kNetHdrHashLen] = {};  // hl is at most the v1_hash header
   uint64_t pk = 0, dr = 0;
   for (uint32_t i = 0; i < n; ++i) {
     RxSlot& s = slots[i];
@@ -230,7 +230,9 @@ uint32_t LoopbackBackend::rx_burst(uint16_t q, RxSlot* slots, uint32_t n) noexce
       ++dr;
       continue;
     }
-    iov_from_buf(s.iov, s.iovcnt, 0, &h, hl);
+    VirtioNetHdrHash hh{};  // hl is at most the v1_hash header; hash fields 0
+    hh.hdr = h;
+    iov_from_buf(s.iov, s.iovcnt, 0, &hh, hl);
     iov_from_buf(s.iov, s.iovcnt, hl, d, e->len);
     s.len = hl + e->len;
     ++pk;

@@ -169,11 +169,17 @@ uint32_t TapBackend::tx_burst(uint16_t q, TxPkt* pkts, uint32_t n) noexcept {
   uint64_t bytes = 0, errors = 0;
   for (; i < n; ++i) {
     TxPkt& p = pkts[i];
+    // The TAP header is as long as the guest's (TUNSETVNETHDRSZ); past the
+    // 12 bytes we carry (v1_hash: hash fields) it is zeros.
+    static const uint8_t kZero[kNetHdrHashLen - kNetHdrLen] = {};
+    const uint32_t hl = cfg_.hdr_len;
+    uint32_t h = 1;
     v[0].iov_base = &p.hdr;
-    v[0].iov_len = cfg_.hdr_len;
-    uint32_t cnt = std::min<uint32_t>(p.iovcnt, kTxIov - 1);
-    for (uint32_t k = 0; k < cnt; ++k) v[k + 1] = p.iov[k];
-    ssize_t w = ::writev(fd, v, int(cnt + 1));
+    v[0].iov_len = std::min<uint32_t>(hl, sizeof(p.hdr));
+    if (hl > sizeof(p.hdr)) v[h++] = {const_cast<uint8_t*>(kZero), hl - sizeof(p.hdr)};
+    uint32_t cnt = std::min<uint32_t>(p.iovcnt, kTxIov - h);
+    for (uint32_t k = 0; k < cnt; ++k) v[k + h] = p.iov[k];
+    ssize_t w = ::writev(fd, v, int(cnt + h));
     if (w < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;  // TAP full: the rest is dropped
       ++errors;  // refused by the kernel (malformed offload request, link down …)

@@ -1,5 +1,6 @@
 #include "virtio/net/net_ctrl.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "base/log.h"
@@ -86,10 +87,86 @@ CtrlResult vlan(CtrlState& st, uint64_t f, uint8_t cmd, const uint8_t* d, uint32
   return ok(kCtrlEffFilter);
 }
 
+// §5.1.6.5.7 VIRTIO_NET_CTRL_MQ_RSS_CONFIG: struct virtio_net_rss_config
+// { le32 hash_types; le16 indirection_table_mask; rss_rq_id
+// unclassified_queue; rss_rq_id indirection_table[mask + 1]; le16 max_tx_vq;
+// u8 hash_key_length; u8 hash_key_data[]; }. rss_rq_id (1.3) is the
+// receive queue index (virtqueue index / 2) with bit 15 reserved (0).
+CtrlResult rss_config(CtrlState& st, uint64_t f, const CtrlLimits& lim, const uint8_t* d, uint32_t len) {
+  if (!(f & VIRTIO_NET_F_RSS) || len < 4 + 2 + 2) return err();
+  const uint32_t types = le32_at(d);
+  const uint32_t mask = le16_at(d + 4);
+  const uint32_t n = mask + 1;
+  // "The number of entries in indirection_table (indirection_table_mask + 1)
+  // MUST be a power of two" and not above rss_max_indirection_table_length.
+  if ((n & mask) != 0 || n > kRssMaxIndirLen) return err();
+  const uint32_t tail = 4 + 2 + 2 + 2 * n;  // max_tx_vq, key length follow
+  if (len < tail + 3) return err();
+  const uint32_t key_len = d[tail + 2];
+  if (len != tail + 3 + key_len) return err();
+  if (key_len > kRssMaxKeySize) return err();     // above rss_max_key_size
+  if (types & ~lim.hash_types) return err();      // "MUST NOT set any ... not supported"
+  const uint16_t max_tx_vq = le16_at(d + tail);
+  if (max_tx_vq < 1 || max_tx_vq > lim.max_pairs) return err();
+  // "A driver MUST fill the indirection_table array only with indices of
+  // enabled queues"; the same for unclassified_queue.
+  auto enabled = [&](uint16_t q) { return q < lim.max_pairs && (!lim.rx_enabled || lim.rx_enabled[q]); };
+  RssConfig r = st.rss;
+  r.steer = true;
+  r.hash_types = types;
+  r.mask = uint16_t(mask);
+  r.unclassified = le16_at(d + 6);
+  if (!enabled(r.unclassified)) return err();
+  uint16_t top = r.unclassified;
+  for (uint32_t i = 0; i < n; ++i) {
+    uint16_t q = le16_at(d + 8 + 2 * i);
+    if (!enabled(q)) return err();
+    r.table[i] = q;
+    top = std::max(top, q);
+  }
+  r.key_len = uint8_t(key_len);
+  std::memset(r.key, 0, sizeof(r.key));
+  std::memcpy(r.key, d + tail + 3, key_len);
+  st.rss = r;
+  // RSS_CONFIG replaces VQ_PAIRS_SET: the driver may use max_tx_vq transmit
+  // queues, and every receive queue the table names must run.
+  st.pairs = std::max<uint16_t>(max_tx_vq, uint16_t(top + 1));
+  return ok(kCtrlEffRss | kCtrlEffPairs);
+}
+
+// §5.1.6.5.8 VIRTIO_NET_CTRL_MQ_HASH_CONFIG: struct virtio_net_hash_config
+// { le32 hash_types; le16 reserved[4]; u8 hash_key_length; u8 hash_key_data[]; }:
+// hash for reporting only, no steering.
+CtrlResult hash_config(CtrlState& st, uint64_t f, const CtrlLimits& lim, const uint8_t* d, uint32_t len) {
+  if (!(f & VIRTIO_NET_F_HASH_REPORT) || len < 4 + 8 + 1) return err();
+  const uint32_t types = le32_at(d);
+  const uint32_t key_len = d[12];
+  if (len != 13 + key_len || key_len > kRssMaxKeySize || (types & ~lim.hash_types)) return err();
+  RssConfig& r = st.rss;
+  r.steer = false;
+  r.hash_types = types;
+  r.key_len = uint8_t(key_len);
+  std::memset(r.key, 0, sizeof(r.key));
+  std::memcpy(r.key, d + 13, key_len);
+  return ok(kCtrlEffRss);
+}
+
+// virtio 1.3 §5.1.6.5.9: NOTF_COAL_TX_SET / RX_SET with struct
+// virtio_net_ctrl_coal { le32 max_packets; le32 max_usecs; }.
+CtrlResult notf_coal(CtrlState& st, uint64_t f, uint8_t cmd, const uint8_t* d, uint32_t len) {
+  if (!(f & VIRTIO_NET_F_NOTF_COAL) || len != 8) return err();
+  CoalParams p{le32_at(d), le32_at(d + 4)};
+  if (cmd == VIRTIO_NET_CTRL_NOTF_COAL_TX_SET) st.tx_coal = p;
+  else if (cmd == VIRTIO_NET_CTRL_NOTF_COAL_RX_SET) st.rx_coal = p;
+  else return err();
+  return ok(kCtrlEffCoal);
+}
+
 }  // namespace
 
-CtrlResult apply_ctrl(CtrlState& st, uint64_t f, uint16_t max_pairs, uint8_t cls, uint8_t cmd,
+CtrlResult apply_ctrl(CtrlState& st, uint64_t f, const CtrlLimits& lim, uint8_t cls, uint8_t cmd,
                       const uint8_t* d, uint32_t len) noexcept {
+  const uint16_t max_pairs = lim.max_pairs;
   switch (cls) {
     case VIRTIO_NET_CTRL_RX: return rx_mode(st, f, cmd, d, len);
     case VIRTIO_NET_CTRL_MAC: return mac(st, f, cmd, d, len);
@@ -100,14 +177,23 @@ CtrlResult apply_ctrl(CtrlState& st, uint64_t f, uint16_t max_pairs, uint8_t cls
       st.status &= uint16_t(~VIRTIO_NET_S_ANNOUNCE);
       return ok(kCtrlEffStatus);
     case VIRTIO_NET_CTRL_MQ: {
+      if (cmd == VIRTIO_NET_CTRL_MQ_RSS_CONFIG) return rss_config(st, f, lim, d, len);
+      if (cmd == VIRTIO_NET_CTRL_MQ_HASH_CONFIG) return hash_config(st, f, lim, d, len);
       // §5.1.6.5.5: "The device MUST NOT queue packets on receive queues
       // greater than virtqueue_pairs"; out-of-range values are an error.
       if (!(f & VIRTIO_NET_F_MQ) || cmd != VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET || len != 2) return err();
       uint16_t n = le16_at(d);
       if (n < VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN || n > max_pairs) return err();
       st.pairs = n;
+      // Automatic steering over the new pairs: RSS steering ends (as QEMU).
+      if (st.rss.steer) {
+        st.rss.steer = false;
+        return ok(kCtrlEffPairs | kCtrlEffRss);
+      }
       return ok(kCtrlEffPairs);
     }
+    case VIRTIO_NET_CTRL_NOTF_COAL:
+      return notf_coal(st, f, cmd, d, len);
     case VIRTIO_NET_CTRL_GUEST_OFFLOADS: {
       // §5.1.6.5.6.2: "A driver MUST NOT enable an offload for which the
       // appropriate feature has not been negotiated."

@@ -18,6 +18,12 @@ constexpr uint64_t kHostGso =
 constexpr uint64_t kGuestGso = VIRTIO_NET_F_GUEST_TSO4 | VIRTIO_NET_F_GUEST_TSO6 | VIRTIO_NET_F_GUEST_UFO;
 constexpr uint32_t kCtrlPollUs = 1000;
 constexpr uint32_t kCtrlMaxCmd = 8192;  // MAC_TABLE_SET with ~1300 addresses
+// Features that only mean something with our control queue (§5.1.3.1: RSS
+// and NOTF_COAL require CTRL_VQ). HASH_REPORT is not in the list: it sets
+// the header size, which the data path honours whoever runs the control queue.
+constexpr uint64_t kCtrlOnly = kCtrlFeatures | VIRTIO_NET_F_RSS | VIRTIO_NET_F_NOTF_COAL;
+// Bytes of one RSS handoff ring (per source reactor and receive queue).
+constexpr uint32_t kRssRingBytes = 256 * 1024;
 
 uint64_t load(const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); }
 
@@ -33,6 +39,7 @@ Status validate(const NetOptions& o) {
     return bad("max_queue_size must be a power of 2 in 4-32768");
   if (o.max_queue_pairs > 1 && !o.ctrl_vq) return bad("max_queue_pairs > 1 needs the control queue (MQ requires CTRL_VQ)");
   if (o.duplex != DUPLEX_HALF && o.duplex != DUPLEX_FULL && o.duplex != DUPLEX_UNKNOWN) return bad("duplex must be 0, 1 or 0xff");
+  if (o.hash_types & ~kHashTypesSupported) return bad("supported_hash_types: only IPv4/TCPv4/UDPv4/IPv6/TCPv6/UDPv6 (0x3f)");
   return {};
 }
 
@@ -115,11 +122,20 @@ Result<std::unique_ptr<NetDevice>> NetDevice::create(const NetOptions& o, std::u
   VDPU_TRY(validate(o));
   if (!be) return make_error(Errc::kInvalidArgument, "virtio-net: no backend");
   std::unique_ptr<NetDevice> d(new NetDevice(o, std::move(be), rt));
+  d->features_ = d->compute_features();
+  d->reset_ctrl_state();
+  d->fill_config();
+  return d;
+}
+
+uint64_t NetDevice::compute_features() const {
+  const NetOptions& o = opts_;
   uint64_t f = kFVersion1 | VIRTIO_NET_F_MAC | VIRTIO_NET_F_STATUS | VIRTIO_NET_F_MTU | VIRTIO_NET_F_SPEED_DUPLEX;
   if (o.mrg_rxbuf) f |= VIRTIO_NET_F_MRG_RXBUF;
-  if (o.ctrl_vq) f |= kCtrlFeatures;
+  if (o.ctrl_vq) f |= kCtrlFeatures | VIRTIO_NET_F_NOTF_COAL;
+  if (o.ctrl_vq && o.hash_types) f |= VIRTIO_NET_F_RSS | VIRTIO_NET_F_HASH_REPORT;
   if (o.max_queue_pairs > 1) f |= VIRTIO_NET_F_MQ;
-  const uint64_t off = d->be_->offload_features();
+  const uint64_t off = be_->offload_features();
   f |= off & (VIRTIO_NET_F_CSUM | VIRTIO_NET_F_GUEST_CSUM);
   // §5.1.3.1: TSO/ECN/UFO need the matching checksum offload.
   if (off & VIRTIO_NET_F_CSUM) f |= off & kHostGso;
@@ -128,10 +144,7 @@ Result<std::unique_ptr<NetDevice>> NetDevice::create(const NetOptions& o, std::u
   if (o.indirect) f |= kFIndirectDesc;
   if (o.packed) f |= kFRingPacked;
   if (o.features_mask) f &= o.features_mask;
-  d->features_ = f;
-  d->reset_ctrl_state();
-  d->fill_config();
-  return d;
+  return f;
 }
 
 NetDevice::~NetDevice() {
@@ -151,6 +164,28 @@ void NetDevice::reset_ctrl_state() {
   ctrl_.filter.vlan_filtering = negotiated_ & VIRTIO_NET_F_CTRL_VLAN;
   ctrl_.guest_offloads = negotiated_ & kGuestOffloadMask;
   ctrl_.status = opts_.link_up ? VIRTIO_NET_S_LINK_UP : 0;
+  ctrl_.rss.report = negotiated_ & VIRTIO_NET_F_HASH_REPORT;
+}
+
+CoalParams NetDevice::coal_for(bool rx) const {
+  const CoalParams& drv = rx ? ctrl_.rx_coal : ctrl_.tx_coal;
+  if (drv.active() || !rx) return drv;
+  return opts_.rx_moderation;  // the driver set nothing: the device's own moderation
+}
+
+RssConfig NetDevice::rss_for_queues() const {
+  RssConfig c = ctrl_.rss;
+  c.report = negotiated_ & VIRTIO_NET_F_HASH_REPORT;
+  return c;
+}
+
+RssFabric* NetDevice::ensure_fabric() {
+  if (!fabric_) {
+    const uint32_t rec = hdr_len_ + max_rx_frame() + 64;
+    fabric_ = std::make_unique<RssFabric>(uint32_t(rt_.size()), opts_.max_queue_pairs,
+                                          std::max<uint32_t>(kRssRingBytes, 8 * rec));
+  }
+  return fabric_.get();
 }
 
 void NetDevice::fill_config() {
@@ -161,6 +196,13 @@ void NetDevice::fill_config() {
   c.mtu = htole16(opts_.mtu);
   c.speed = htole32(opts_.speed);
   c.duplex = opts_.duplex;
+  // §5.1.4: the RSS fields exist with VIRTIO_NET_F_RSS, the key size and
+  // hash types also with VIRTIO_NET_F_HASH_REPORT.
+  if (features_ & (VIRTIO_NET_F_RSS | VIRTIO_NET_F_HASH_REPORT)) {
+    c.rss_max_key_size = kRssMaxKeySize;
+    c.supported_hash_types = htole32(opts_.hash_types);
+  }
+  if (features_ & VIRTIO_NET_F_RSS) c.rss_max_indirection_table_length = htole16(kRssMaxIndirLen);
   config_ = c;
 }
 
@@ -189,6 +231,8 @@ NetQueueParams NetDevice::queue_params(uint16_t qid) const {
   else p.max_frame = kMaxGsoFrame;
   p.host_gso = negotiated_ & kHostGso;
   p.count_sizes = packet_counters_;
+  p.coal = coal_for(rx);
+  p.dim = opts_.dim;
   return p;
 }
 
@@ -224,14 +268,16 @@ Status NetDevice::set_features(uint64_t f) {
   // §5.1.3.1 makes control features depend on CTRL_VQ. A vhost-user frontend
   // (QEMU) that runs the control queue itself passes them without CTRL_VQ:
   // they are then the frontend's business, so accept them and act on none.
-  if (!(f & VIRTIO_NET_F_CTRL_VQ)) f &= ~kCtrlFeatures;
+  if (!(f & VIRTIO_NET_F_CTRL_VQ)) f &= ~kCtrlOnly;
   if ((f & VIRTIO_NET_F_MQ) && !(f & VIRTIO_NET_F_CTRL_VQ)) return bad("MQ without VIRTIO_NET_F_CTRL_VQ");
   if ((f & kHostGso) && !(f & VIRTIO_NET_F_CSUM)) return bad("HOST_TSO/ECN/UFO without VIRTIO_NET_F_CSUM");
   if ((f & (kGuestGso | VIRTIO_NET_F_GUEST_ECN)) && !(f & VIRTIO_NET_F_GUEST_CSUM))
     return bad("GUEST_TSO/ECN/UFO without VIRTIO_NET_F_GUEST_CSUM");
   negotiated_ = f;
-  // §5.1.6: the header is 12 bytes with VERSION_1 or MRG_RXBUF, 10 for legacy.
+  // §5.1.6: the header is 12 bytes with VERSION_1 or MRG_RXBUF, 10 for
+  // legacy, virtio_net_hdr_v1_hash (20) with HASH_REPORT.
   hdr_len_ = (f & (kFVersion1 | VIRTIO_NET_F_MRG_RXBUF)) ? kNetHdrLen : kNetHdrLegacyLen;
+  if (f & VIRTIO_NET_F_HASH_REPORT) hdr_len_ = kNetHdrHashLen;
   reset_ctrl_state();
   fill_config();
   apply_backend_config();
@@ -264,14 +310,24 @@ void NetDevice::start_queue(uint16_t qid, const QueueConfig& cfg, std::function<
   s.q = std::move(q);
   NetQueueBase* qp = s.q.get();
   qp->set_running(!rx || pair < active_pairs());
-  if (rx) static_cast<NetRxQueue*>(qp)->set_filter(ctrl_.filter);
+  int rss_fd = -1;
+  if (rx) {
+    auto* rq = static_cast<NetRxQueue*>(qp);
+    rq->set_filter(ctrl_.filter);
+    rq->set_reactor(s.reactor);
+    RssConfig rc = rss_for_queues();
+    rq->set_rss(rc, rc.steer ? ensure_fabric() : nullptr);
+    // The fabric's wake fd is watched for the queue's whole life once it exists.
+    if (fabric_) rss_fd = fabric_->wake_fd(pair);
+  }
   const int rx_fd = rx ? be_->rx_wake_fd(pair) : -1;
   const uint32_t r = s.reactor;
-  rt_.reactor(r).send_blocking([this, r, qp, rx_fd, done, alive = alive_] {
+  rt_.reactor(r).send_blocking([this, r, qp, rx_fd, rss_fd, done, alive = alive_] {
     Group& g = *groups_[r];
     rt::Reactor* self = rt::this_reactor();
     g.queues.push_back(qp);
-    for (int fd : {qp->vq().kick_fd(), rx_fd}) {
+    if (rss_fd >= 0) static_cast<NetRxQueue*>(qp)->set_rss_wake_fd(rss_fd);
+    for (int fd : {qp->vq().kick_fd(), rx_fd, rss_fd}) {
       if (fd < 0) continue;
       if (Status st = self->add_wake_fd(fd); !st)
         VDPU_WARN("virtio-net q{}: fd {} not watched ({}); polling only", qp->qid(), fd, st.error().message);
@@ -299,7 +355,8 @@ void NetDevice::stop_queue(uint16_t qid, std::function<void(QueueState)> done) {
     q->set_running(false);
     q->release();  // nothing stays popped: the ring state is exact
     g.queues.erase(std::remove(g.queues.begin(), g.queues.end(), q), g.queues.end());
-    for (int fd : {q->vq().kick_fd(), rx_fd})
+    const int rss_fd = q->is_rx() ? static_cast<NetRxQueue*>(q)->rss_wake_fd() : -1;
+    for (int fd : {q->vq().kick_fd(), rx_fd, rss_fd})
       if (fd >= 0) self->remove_wake_fd(fd);
     if (g.queues.empty() && g.poller) {
       self->remove_poller(g.poller);
@@ -451,7 +508,14 @@ void NetDevice::ctrl_poll() {
     CtrlResult r;
     if (ch.out_len <= c.buf.size()) {
       uint32_t n = iov_to_buf(ch.iov, ch.n_out, 0, c.buf.data(), uint32_t(ch.out_len));
-      r = apply_ctrl(ctrl_, negotiated_, opts_.max_queue_pairs, c.buf[0], c.buf[1], c.buf.data() + 2, n - 2);
+      CtrlLimits lim;
+      lim.max_pairs = opts_.max_queue_pairs;
+      lim.hash_types = opts_.hash_types;
+      // RSS_CONFIG may name only receive queues the driver enabled.
+      std::unique_ptr<bool[]> en(new bool[opts_.max_queue_pairs]);
+      for (uint16_t q = 0; q < opts_.max_queue_pairs; ++q) en[q] = slots_[2 * q].q != nullptr;
+      lim.rx_enabled = en.get();
+      r = apply_ctrl(ctrl_, negotiated_, lim, c.buf[0], c.buf[1], c.buf.data() + 2, n - 2);
     }
     if (r.ack == VIRTIO_NET_OK) ++ctrl_counters_.ok;
     else {
@@ -490,17 +554,29 @@ void NetDevice::ctrl_poll() {
 void NetDevice::propagate(uint32_t effects, std::function<void()> done) {
   if (effects & (kCtrlEffMac | kCtrlEffStatus)) fill_config();
   if (effects & (kCtrlEffOffloads | kCtrlEffPairs)) apply_backend_config();
-  if (!(effects & (kCtrlEffFilter | kCtrlEffPairs))) {
+  if (!(effects & (kCtrlEffFilter | kCtrlEffPairs | kCtrlEffRss | kCtrlEffCoal))) {
     if (done) done();
     return;
   }
   const RxFilter f = ctrl_.filter;
   const uint16_t pairs = active_pairs();
-  for_each_queue([f, pairs](NetQueueBase& q) {
+  const RssConfig rc = rss_for_queues();
+  RssFabric* fab = rc.steer ? ensure_fabric() : fabric_.get();
+  const int fab_fds = fab != nullptr;
+  const CoalParams rxc = coal_for(true), txc = coal_for(false);
+  const bool dim = opts_.dim, coal = effects & kCtrlEffCoal;
+  for_each_queue([=](NetQueueBase& q) {
+    if (coal) q.set_coalescing(q.is_rx() ? rxc : txc, dim);
     if (!q.is_rx()) return;
     auto& rq = static_cast<NetRxQueue&>(q);
     rq.set_filter(f);
     rq.set_running(q.pair() < pairs);
+    rq.set_rss(rc, fab);
+    if (fab_fds && rq.rss_wake_fd() < 0) {
+      // First RSS_CONFIG: the queue's reactor now watches its wake fd.
+      const int fd = fab->wake_fd(q.pair());
+      if (rt::this_reactor()->add_wake_fd(fd)) rq.set_rss_wake_fd(fd);
+    }
   }, std::move(done));
 }
 
@@ -559,6 +635,31 @@ void NetDevice::set_packet_counters(bool on) {
   for_each_queue([on](NetQueueBase& q) { q.set_count_sizes(on); }, nullptr);
 }
 
+Status NetDevice::set_hash_types(uint32_t types) {
+  if (types & ~kHashTypesSupported)
+    return make_error(Errc::kInvalidArgument, "virtio-net: hash types beyond 0x3f are not supported");
+  if (enabled_queues()) return make_error(Errc::kBusy, "virtio-net: driver is loaded");
+  opts_.hash_types = types;
+  features_ = compute_features();
+  fill_config();
+  return {};
+}
+
+void NetDevice::set_dim(bool on) {
+  opts_.dim = on;
+  const CoalParams rxc = coal_for(true), txc = coal_for(false);
+  for_each_queue([=](NetQueueBase& q) { q.set_coalescing(q.is_rx() ? rxc : txc, on); }, nullptr);
+}
+
+void NetDevice::set_rx_moderation(const CoalParams& p) {
+  opts_.rx_moderation = p;
+  const CoalParams rxc = coal_for(true);
+  const bool dim = opts_.dim;
+  for_each_queue([=](NetQueueBase& q) {
+    if (q.is_rx()) q.set_coalescing(rxc, dim);
+  }, nullptr);
+}
+
 std::vector<NetVqStats> NetDevice::vq_stats(std::optional<uint16_t> qid) const {
   std::vector<NetVqStats> v;
   for (uint16_t i = 0; i < slots_.size(); ++i) {
@@ -586,6 +687,9 @@ std::vector<NetVqStats> NetDevice::vq_stats(std::optional<uint16_t> qid) const {
     x.dropped = load(c.dropped);
     x.filtered = load(c.filtered);
     for (uint32_t b = 0; b < kRxHistBuckets; ++b) x.hist[b] = load(c.hist[b]);
+    x.rss_steered = load(c.rss_steered);
+    x.rss_dropped = load(c.rss_dropped);
+    x.notifications = load(c.notifications);
     if (x.rx) x.backend_dropped = load(be_->stats(i / 2).rx_dropped);
     v.push_back(x);
   }

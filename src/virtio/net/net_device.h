@@ -33,6 +33,7 @@
 #include "virtio/net/net_backend.h"
 #include "virtio/net/net_ctrl.h"
 #include "virtio/net/net_queue.h"
+#include "virtio/net/net_rss.h"
 
 namespace vdpu::virtio::net {
 
@@ -51,6 +52,11 @@ struct NetOptions {
   bool indirect = true;
   uint64_t features_mask = 0;    // != 0: offer only these bits (virtnet -f / static_pf.features)
   bool packet_counters = false;  // RX size histogram (virtnet -pkt_cnt)
+  // supported_hash_types (virtnet -o): VIRTIO_NET_F_RSS and HASH_REPORT are
+  // offered (with the control queue) when != 0; subset of kHashTypesSupported.
+  uint32_t hash_types = kHashTypesSupported;
+  bool dim = false;              // adaptive notification coalescing (virtnet -dim)
+  CoalParams rx_moderation;      // device-side RX coalescing (virtnet modify queue -n/-c)
 };
 // kInvalidArgument naming the parameter.
 Status validate(const NetOptions& o);
@@ -65,6 +71,7 @@ struct NetVqStats {
   uint64_t exceed_max_chain = 0, invalid_buffer = 0, batch_number = 0, max_post_desc_number = 0;
   uint64_t handler_schd_number = 0, total_bytes = 0, packets = 0, dropped = 0, filtered = 0;
   uint64_t hist[kRxHistBuckets] = {};
+  uint64_t rss_steered = 0, rss_dropped = 0, notifications = 0;
   uint64_t backend_dropped = 0;  // RX: frames the backend lost (num_desc_drop_pkts)
 };
 // `virtnet stats` body: {"packet_counters": "Enabled"|"Disabled", "queues-stats": [...]}
@@ -105,6 +112,12 @@ class NetDevice final : public Device {
   Status set_mtu(uint16_t mtu);
   Status set_speed(uint32_t mbps, uint8_t duplex);
   void set_packet_counters(bool on);
+  // supported_hash_types: kBusy while a driver has queues started,
+  // kInvalidArgument for types this device cannot hash.
+  Status set_hash_types(uint32_t types);
+  // DIM on/off and the device-side RX moderation; applied to running queues.
+  void set_dim(bool on);
+  void set_rx_moderation(const CoalParams& p);
   // A transport that can signal config changes (virtio-pci MSI-X, vhost-user
   // CONFIG_CHANGE_MSG) registers here.
   void set_config_change_hook(std::function<void()> fn) { config_hook_ = std::move(fn); }
@@ -139,6 +152,10 @@ class NetDevice final : public Device {
   struct Ctrl;  // the control queue (main reactor)
 
   NetDevice(const NetOptions& o, std::unique_ptr<NetBackend> be, rt::Runtime& rt);
+  uint64_t compute_features() const;
+  CoalParams coal_for(bool rx) const;
+  RssConfig rss_for_queues() const;
+  RssFabric* ensure_fabric();
   void fill_config();
   void reset_ctrl_state();
   uint32_t max_rx_frame() const;
@@ -170,6 +187,7 @@ class NetDevice final : public Device {
   std::vector<int> pair_reactor_;                 // -1: pair not placed
   std::vector<std::unique_ptr<Group>> groups_;    // index: reactor
   std::unique_ptr<Ctrl> cq_;
+  std::unique_ptr<RssFabric> fabric_;             // RSS rings, created on the first RSS_CONFIG
   std::function<void()> config_hook_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

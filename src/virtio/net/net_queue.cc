@@ -19,9 +19,46 @@ uint32_t rx_hist_bucket(uint32_t n) noexcept {
 Status NetQueueBase::start(const QueueConfig& cfg) { return vq_.start(cfg); }
 
 bool NetQueueBase::prepare_sleep() noexcept {
+  // Nothing completed stays un-notified while we sleep.
+  if (pending_ || deadline_) fire();
   // Kicks wake the reactor (wake fd); armed notifications that find work
   // already there keep it awake.
   return !vq_.enable_notifications();
+}
+
+void NetQueueBase::set_coalescing(const CoalParams& p, bool dim) noexcept {
+  flush_notifications();
+  p_.coal = p;
+  p_.dim = dim;
+  coal_on_ = p.active() || dim;
+  level_ = 0;
+}
+
+void NetQueueBase::fire() noexcept {
+  pending_ = 0;
+  deadline_ = 0;
+  if (vq_.need_notify()) {
+    vq_.notify();
+    bump(c_->notifications);
+  }
+}
+
+void NetQueueBase::publish_coalesced(uint32_t n) noexcept {
+  vq_.flush();
+  CoalParams p = p_.coal;
+  if (p_.dim && !p.active()) {
+    if (n >= kBatch) {
+      if (level_ + 1 < kDimLevels) ++level_;
+    } else if (n < kBatch / 4 && level_ > 0) {
+      --level_;
+    }
+    p = kDimLevel[level_];
+  }
+  pending_ += n;
+  if (!p.active() || pending_ >= p.max_packets) return fire();
+  const uint64_t now = now_();
+  if (!deadline_) deadline_ = now + uint64_t(p.usecs) * 1000;
+  else if (now >= deadline_) fire();
 }
 
 void NetQueueBase::count_broken() noexcept {
@@ -57,6 +94,7 @@ NetTxQueue::NetTxQueue(const NetQueueParams& p, NetBackend* be, NetQueueCounters
 
 rt::Poll NetTxQueue::poll() noexcept {
   bump(c_->handler_schd_number);
+  if (deadline_) coal_tick();
   if (!running_) return rt::Poll::kIdle;
   if (vq_.notifications_enabled()) vq_.disable_notifications();
   uint32_t n = 0;
@@ -87,7 +125,9 @@ rt::Poll NetTxQueue::poll() noexcept {
     }
     TxPkt& pk = pkts_[m];
     std::memset(&pk.hdr, 0, sizeof(pk.hdr));
-    iov_to_buf(ch.iov, ch.n_out, 0, &pk.hdr, p_.hdr_len);
+    // With HASH_REPORT the header is virtio_net_hdr_v1_hash: the hash
+    // fields mean nothing on transmit.
+    iov_to_buf(ch.iov, ch.n_out, 0, &pk.hdr, std::min<uint32_t>(p_.hdr_len, sizeof(pk.hdr)));
     pk.hdr.num_buffers = 0;
     // Strip the header: it may end inside or across descriptors (§5.1.6.6:
     // no assumption on the layout).
@@ -125,7 +165,7 @@ rt::Poll NetTxQueue::poll() noexcept {
   bump(c_->total_bytes, bytes);
   // Transmit buffers are returned with used length 0 (nothing written).
   for (uint32_t i = 0; i < n; ++i) vq_.push(chains_[i], 0);
-  vq_.flush_and_notify();
+  publish(n);
   bump(c_->completed_desc, n);
   bump(c_->batch_number);
   if (n > c_->max_post_desc_number.load(std::memory_order_relaxed))
@@ -207,7 +247,25 @@ void NetRxQueue::unuse(uint32_t s) noexcept {
   slot_count_[s] = 0;
 }
 
-void NetRxQueue::deliver(uint32_t s, uint32_t len) noexcept {
+void NetRxQueue::write_hash(const RxSlot& sl, uint32_t frame, const FrameHash* h) noexcept {
+  FrameHash v;
+  if (h) {
+    v = *h;
+  } else if (rss_.hash_types) {
+    uint8_t head[kHashPeekLen];
+    uint32_t n = iov_to_buf(sl.iov, sl.iovcnt, p_.hdr_len, head, std::min<uint32_t>(frame, sizeof(head)));
+    v = hash_frame(rss_, head, n);
+  }
+  // §5.1.6.4.3.4: hash_value and hash_report (NONE when not calculated).
+  struct {
+    uint32_t value;
+    uint16_t report;
+    uint16_t reserved;
+  } __attribute__((packed)) w{htole32(v.value), htole16(v.report), 0};
+  iov_from_buf(sl.iov, sl.iovcnt, kHashValueOff, &w, sizeof(w));
+}
+
+void NetRxQueue::deliver(uint32_t s, uint32_t len, const FrameHash* h) noexcept {
   RxSlot& sl = slots_[s];
   if (len == 0) return unuse(s);
   if (len <= p_.hdr_len || len > sl.cap) {
@@ -223,6 +281,7 @@ void NetRxQueue::deliver(uint32_t s, uint32_t len) noexcept {
     bump(c_->dropped);
     return unuse(s);
   }
+  if (p_.hdr_len == kNetHdrHashLen) write_hash(sl, frame, h);
   // Buffers the frame occupies, in order (§5.1.6.4: num_buffers of them).
   uint32_t k = 0;
   uint64_t rem = len;
@@ -250,18 +309,7 @@ void NetRxQueue::deliver(uint32_t s, uint32_t len) noexcept {
   if (p_.count_sizes) bump(c_->hist[rx_hist_bucket(frame)]);
 }
 
-rt::Poll NetRxQueue::poll() noexcept {
-  bump(c_->handler_schd_number);
-  if (!running_) return rt::Poll::kIdle;
-  if (vq_.notifications_enabled()) vq_.disable_notifications();
-  bool busy = refill();
-  if (st_n_ == 0) {
-    waiting_for_buffers_ = true;
-    if (busy) vq_.flush_and_notify();  // malformed buffers returned
-    return busy ? rt::Poll::kBusy : rt::Poll::kIdle;
-  }
-  waiting_for_buffers_ = false;
-
+uint32_t NetRxQueue::build_slots() noexcept {
   // Slots: one buffer each, or (mergeable) enough buffers for the largest frame.
   const uint64_t need = uint64_t(p_.hdr_len) + p_.max_frame;
   uint32_t ns = 0, nent = 0, scratch = 0;
@@ -305,14 +353,31 @@ rt::Poll NetRxQueue::poll() noexcept {
     }
     ++ns;
   }
+  return ns;
+}
+
+rt::Poll NetRxQueue::poll() noexcept {
+  bump(c_->handler_schd_number);
+  if (deadline_) coal_tick();
+  if (!running_) return rt::Poll::kIdle;
+  if (vq_.notifications_enabled()) vq_.disable_notifications();
+  bool busy = refill();
+  if (fab_) return poll_rss(busy);
+  if (st_n_ == 0) {
+    waiting_for_buffers_ = true;
+    if (busy) publish(0);  // malformed buffers returned
+    return busy ? rt::Poll::kBusy : rt::Poll::kIdle;
+  }
+  waiting_for_buffers_ = false;
+  const uint32_t ns = build_slots();
   if (ns == 0) return busy ? rt::Poll::kBusy : rt::Poll::kIdle;
   const uint32_t got = std::min(be_->rx_burst(p_.pair, slots_.data(), ns), ns);
   uint64_t delivered = c_->packets.load(std::memory_order_relaxed);
-  for (uint32_t s = 0; s < got; ++s) deliver(s, slots_[s].len);
+  for (uint32_t s = 0; s < got; ++s) deliver(s, slots_[s].len, nullptr);
   // Unused buffers go back to the stash front in their original order.
   for (uint32_t s = ns; s-- > 0;) unuse(s);
   delivered = c_->packets.load(std::memory_order_relaxed) - delivered;
-  if (delivered || busy) vq_.flush_and_notify();
+  if (delivered || busy) publish(uint32_t(delivered));
   if (got) {
     bump(c_->batch_number);
     if (got > c_->max_post_desc_number.load(std::memory_order_relaxed))
@@ -321,7 +386,97 @@ rt::Poll NetRxQueue::poll() noexcept {
   return (got || busy) ? rt::Poll::kBusy : rt::Poll::kIdle;
 }
 
+// RSS steering: first the frames other queues steered here (their hash
+// travels with them), then this queue's backend frames, each delivered here
+// or pushed to the ring of the queue the indirection table names.
+rt::Poll NetRxQueue::poll_rss(bool busy) noexcept {
+  fab_->disarm(p_.pair);
+  if (st_n_ == 0) {
+    waiting_for_buffers_ = true;
+    if (busy) publish(0);
+    return busy ? rt::Poll::kBusy : rt::Poll::kIdle;
+  }
+  waiting_for_buffers_ = false;
+  const uint64_t before = c_->packets.load(std::memory_order_relaxed);
+  uint32_t moved = 0;
+  if (fab_->pending(p_.pair)) {
+    const uint32_t ns = build_slots();
+    const uint32_t biggest = p_.hdr_len + p_.max_frame;
+    uint32_t s = 0;
+    bool stop = false;
+    for (uint32_t r = 0; r < fab_->reactors() && s < ns && !stop; ++r) {
+      HandoffRing& ring = fab_->ring(r, p_.pair);
+      while (s < ns) {
+        const HandoffRing::RecHdr* rec = ring.front();
+        if (!rec) break;
+        const uint32_t len = rec->len;
+        if (len > slots_[s].cap) {
+          if (len > biggest) {  // can never fit (not expected: the sender checked)
+            bump(c_->error_cqes);
+            bump(c_->dropped);
+            ring.pop();
+            continue;
+          }
+          stop = true;  // wait for more buffers
+          break;
+        }
+        iov_from_buf(slots_[s].iov, slots_[s].iovcnt, 0, HandoffRing::payload(rec), len);
+        const FrameHash h{rec->hash_value, rec->hash_report};
+        ring.pop();
+        deliver(s, len, &h);
+        ++s;
+      }
+    }
+    for (uint32_t k = ns; k-- > 0;) unuse(k);
+    moved += s;
+  }
+  if (st_n_ > 0) {
+    const uint32_t ns = build_slots();
+    const uint32_t got = ns ? std::min(be_->rx_burst(p_.pair, slots_.data(), ns), ns) : 0;
+    uint16_t woken[kBatch];
+    uint32_t nw = 0;
+    for (uint32_t s = 0; s < got; ++s) {
+      const RxSlot& sl = slots_[s];
+      const uint32_t len = sl.len;
+      if (len <= p_.hdr_len || len > sl.cap) {
+        deliver(s, len, nullptr);  // counts the error
+        continue;
+      }
+      uint8_t head[kHashPeekLen];
+      const uint32_t n =
+          iov_to_buf(sl.iov, sl.iovcnt, p_.hdr_len, head, std::min<uint32_t>(len - p_.hdr_len, sizeof(head)));
+      const FrameHash h = hash_frame(rss_, head, n);
+      const uint16_t q = rss_queue(rss_, h);
+      if (q == p_.pair) {
+        deliver(s, len, &h);
+        continue;
+      }
+      if (q < fab_->pairs() && fab_->ring(reactor_, q).push(sl.iov, sl.iovcnt, len, h)) {
+        bump(c_->rss_steered);
+        if (std::find(woken, woken + nw, q) == woken + nw) woken[nw++] = q;
+      } else {
+        bump(c_->rss_dropped);
+        bump(c_->dropped);
+      }
+    }
+    for (uint32_t k = ns; k-- > 0;) unuse(k);
+    for (uint32_t i = 0; i < nw; ++i) fab_->wake(woken[i]);
+    moved += got;
+  }
+  const uint64_t delivered = c_->packets.load(std::memory_order_relaxed) - before;
+  if (delivered || busy) publish(uint32_t(delivered));
+  if (moved) {
+    bump(c_->batch_number);
+    if (moved > c_->max_post_desc_number.load(std::memory_order_relaxed))
+      c_->max_post_desc_number.store(moved, std::memory_order_relaxed);
+  }
+  return (moved || busy) ? rt::Poll::kBusy : rt::Poll::kIdle;
+}
+
 bool NetRxQueue::prepare_sleep() noexcept {
+  if (pending_ || deadline_) fire();
+  // RSS: frames other reactors steer here wake us through the fabric.
+  if (fab_ && !fab_->arm_sleep(p_.pair)) return false;
   if (be_->rx_always_ready(p_.pair)) return false;
   // Waiting for buffers: a kick brings them. Otherwise the backend's fd wakes us.
   if (waiting_for_buffers_ || st_n_ == 0) return !vq_.enable_notifications();
@@ -329,6 +484,7 @@ bool NetRxQueue::prepare_sleep() noexcept {
 }
 
 void NetRxQueue::release() noexcept {
+  flush_notifications();
   if (st_n_ == 0) return;
   uint32_t n = 0;
   while (st_n_) {
@@ -338,7 +494,9 @@ void NetRxQueue::release() noexcept {
     ++n;
   }
   bump(c_->completed_desc, n);
-  vq_.flush_and_notify();
+  pending_ = 0;
+  deadline_ = 0;
+  if (vq_.flush_and_notify()) bump(c_->notifications);
 }
 
 }  // namespace vdpu::virtio::net

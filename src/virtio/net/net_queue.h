@@ -26,7 +26,9 @@
 
 #include "runtime/reactor.h"
 #include "virtio/net/net_backend.h"
+#include "virtio/net/net_ctrl.h"
 #include "virtio/net/net_filter.h"
+#include "virtio/net/net_rss.h"
 #include "virtio/virtqueue.h"
 
 namespace vdpu::virtio::net {
@@ -53,6 +55,9 @@ struct alignas(64) NetQueueCounters {
   std::atomic<uint64_t> dropped{0};         // TX: backend full; RX: frame lost (no fit / filtered)
   std::atomic<uint64_t> filtered{0};        // RX: refused by the MAC/VLAN filter
   std::atomic<uint64_t> hist[kRxHistBuckets] = {};
+  std::atomic<uint64_t> rss_steered{0};     // RX: frames handed to another queue by RSS
+  std::atomic<uint64_t> rss_dropped{0};     // RX: ... lost (that queue's ring full)
+  std::atomic<uint64_t> notifications{0};   // used-buffer notifications signalled
 };
 
 struct NetQueueParams {
@@ -63,7 +68,15 @@ struct NetQueueParams {
   uint32_t max_frame = 1518;  // largest frame without the virtio header (MTU + L2, or GSO size)
   uint64_t host_gso = 0;    // TX: VIRTIO_NET_F_HOST_TSO4/6/ECN/UFO negotiated
   bool count_sizes = false;  // RX: keep the size histogram (virtnet -pkt_cnt)
+  CoalParams coal;           // notification coalescing (NOTF_COAL) in force
+  bool dim = false;          // adaptive coalescing when coal is not active (virtnet -dim)
 };
+
+// DIM (virtnet -dim): the coalescing levels the adaptive moderation moves
+// between; level 0 notifies at once. A poll that moves a full batch steps
+// up, one that moves less than a quarter of a batch steps down.
+constexpr uint32_t kDimLevels = 4;
+constexpr CoalParams kDimLevel[kDimLevels] = {{0, 0}, {64, 50}, {128, 100}, {256, 200}};
 
 class NetQueueBase {
  public:
@@ -71,7 +84,7 @@ class NetQueueBase {
   static constexpr uint32_t kMaxIov = 64;  // iovecs per chain (more: kTooManySegments)
 
   explicit NetQueueBase(const NetQueueParams& p, NetBackend* be, NetQueueCounters* c)
-      : p_(p), be_(be), c_(c) {}
+      : p_(p), be_(be), c_(c), coal_on_(p.coal.active() || p.dim) {}
   virtual ~NetQueueBase() = default;
   NetQueueBase(const NetQueueBase&) = delete;
   NetQueueBase& operator=(const NetQueueBase&) = delete;
@@ -84,7 +97,7 @@ class NetQueueBase {
   virtual bool prepare_sleep() noexcept;
   // Returns popped-but-unused chains (RX stash) with used length 0 so that
   // the queue can stop with nothing outstanding.
-  virtual void release() noexcept {}
+  virtual void release() noexcept { flush_notifications(); }
   void set_running(bool on) { running_ = on; }
   bool running() const { return running_; }
   void set_count_sizes(bool on) { p_.count_sizes = on; }
@@ -94,6 +107,15 @@ class NetQueueBase {
   uint16_t pair() const { return p_.pair; }
   bool is_rx() const { return (p_.qid & 1) == 0; }
   const NetQueueCounters& counters() const { return *c_; }
+  // Owning reactor: coalescing parameters (pending notifications go out first).
+  void set_coalescing(const CoalParams& p, bool dim) noexcept;
+  // Tests: the clock of coalescing deadlines (default rt::now_ns).
+  void set_clock(uint64_t (*now)()) { now_ = now; }
+  uint32_t dim_level() const { return level_; }
+  // Owning reactor: signals a coalesced notification now, if one is pending.
+  void flush_notifications() noexcept {
+    if (pending_ || deadline_) fire();
+  }
 
  protected:
   static void bump(std::atomic<uint64_t>& a, uint64_t n = 1) {
@@ -101,6 +123,21 @@ class NetQueueBase {
   }
   // A pop failed with kError: count the reason once.
   void count_broken() noexcept;
+  // Publishes the used entries of a poll that completed n packets and
+  // notifies the driver, now or (coalescing) later. One branch when off.
+  void publish(uint32_t n) noexcept {
+    if (!coal_on_) {
+      if (vq_.flush_and_notify()) bump(c_->notifications);
+      return;
+    }
+    publish_coalesced(n);
+  }
+  void publish_coalesced(uint32_t n) noexcept;
+  // Start of a poll: signals an expired coalescing deadline.
+  void coal_tick() noexcept {
+    if (deadline_ && now_() >= deadline_) fire();
+  }
+  void fire() noexcept;
 
   NetQueueParams p_;
   NetBackend* be_;
@@ -108,6 +145,11 @@ class NetQueueBase {
   Virtqueue vq_;
   bool running_ = true;
   bool broken_counted_ = false;
+  bool coal_on_ = false;
+  uint32_t pending_ = 0;    // packets completed since the last notification
+  uint64_t deadline_ = 0;   // ns; 0: none
+  uint32_t level_ = 0;      // DIM level
+  uint64_t (*now_)() = &rt::now_ns;
 };
 
 class NetTxQueue final : public NetQueueBase {
@@ -130,6 +172,19 @@ class NetRxQueue final : public NetQueueBase {
   void release() noexcept override;
   // Owning reactor: a new filter from the control plane.
   void set_filter(const RxFilter& f) { filter_ = f; }
+  // Control plane before the queue runs: the reactor index it runs on
+  // (its producer index in the RSS rings).
+  void set_reactor(uint32_t r) { reactor_ = r; }
+  // Owning reactor: RSS / hash-report configuration; fab != nullptr turns
+  // steering on (frames the table sends elsewhere go through fab's rings).
+  void set_rss(const RssConfig& c, RssFabric* fab) noexcept {
+    rss_ = c;
+    fab_ = c.steer ? fab : nullptr;
+  }
+  const RssConfig& rss() const { return rss_; }
+  // The RSS wake fd this queue's reactor watches (-1: none yet).
+  void set_rss_wake_fd(int fd) { rss_wake_fd_ = fd; }
+  int rss_wake_fd() const { return rss_wake_fd_; }
   const RxFilter& filter() const { return filter_; }
   // Popped buffers waiting for a frame.
   uint32_t stashed() const { return st_n_; }
@@ -141,8 +196,13 @@ class NetRxQueue final : public NetQueueBase {
   uint16_t st_pop_front() noexcept;
   void st_push_front(uint16_t e) noexcept;
   void st_push_back(uint16_t e) noexcept;
-  void deliver(uint32_t s, uint32_t len) noexcept;
+  // Fills slots_ from the stash; returns how many.
+  uint32_t build_slots() noexcept;
+  // h: the frame's hash when known (RSS), else computed here if reported.
+  void deliver(uint32_t s, uint32_t len, const FrameHash* h) noexcept;
   void unuse(uint32_t s) noexcept;
+  void write_hash(const RxSlot& sl, uint32_t frame, const FrameHash* h) noexcept;
+  rt::Poll poll_rss(bool busy) noexcept;
 
   RxFilter filter_;
   uint32_t stash_cap_ = 0;  // power of two
@@ -158,6 +218,10 @@ class NetRxQueue final : public NetQueueBase {
   std::vector<uint16_t> burst_entries_;
   std::vector<iovec> slot_iov_;  // scratch for slots spanning several buffers
   bool waiting_for_buffers_ = false;
+  RssConfig rss_;
+  RssFabric* fab_ = nullptr;
+  uint32_t reactor_ = 0;
+  int rss_wake_fd_ = -1;
 };
 
 }  // namespace vdpu::virtio::net

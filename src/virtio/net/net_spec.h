@@ -33,6 +33,7 @@ constexpr uint64_t VIRTIO_NET_F_CTRL_RX_EXTRA = 1ull << 20;
 constexpr uint64_t VIRTIO_NET_F_GUEST_ANNOUNCE = 1ull << 21;
 constexpr uint64_t VIRTIO_NET_F_MQ = 1ull << 22;
 constexpr uint64_t VIRTIO_NET_F_CTRL_MAC_ADDR = 1ull << 23;
+constexpr uint64_t VIRTIO_NET_F_NOTF_COAL = 1ull << 53;
 constexpr uint64_t VIRTIO_NET_F_HASH_REPORT = 1ull << 57;
 constexpr uint64_t VIRTIO_NET_F_RSS = 1ull << 60;
 constexpr uint64_t VIRTIO_NET_F_SPEED_DUPLEX = 1ull << 63;
@@ -90,6 +91,18 @@ struct VirtioNetHdr {
   uint16_t num_buffers;
 } __attribute__((packed));
 static_assert(sizeof(VirtioNetHdr) == 12);
+// §5.1.6 struct virtio_net_hdr_v1_hash: the header of both directions when
+// VIRTIO_NET_F_HASH_REPORT is negotiated (the device fills hash_value /
+// hash_report on receive; the driver leaves them 0 on transmit).
+struct VirtioNetHdrHash {
+  VirtioNetHdr hdr;
+  uint32_t hash_value;
+  uint16_t hash_report;
+  uint16_t padding_reserved;
+} __attribute__((packed));
+static_assert(sizeof(VirtioNetHdrHash) == 20);
+constexpr uint32_t kNetHdrHashLen = 20;
+constexpr uint32_t kHashValueOff = 12;
 constexpr uint32_t kNetHdrLegacyLen = 10;  // without num_buffers (legacy, no MRG_RXBUF)
 constexpr uint32_t kNetHdrLen = 12;
 constexpr uint32_t kNumBuffersOff = 10;
@@ -130,6 +143,39 @@ constexpr uint8_t VIRTIO_NET_CTRL_MQ_HASH_CONFIG = 2;
 
 constexpr uint8_t VIRTIO_NET_CTRL_GUEST_OFFLOADS = 5;  // §5.1.6.5.6
 constexpr uint8_t VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET = 0;
+
+constexpr uint8_t VIRTIO_NET_CTRL_NOTF_COAL = 6;  // virtio 1.3 §5.1.6.5.9
+constexpr uint8_t VIRTIO_NET_CTRL_NOTF_COAL_TX_SET = 0;
+constexpr uint8_t VIRTIO_NET_CTRL_NOTF_COAL_RX_SET = 1;
+
+// §5.1.6.4.3.1 supported / selected hash types.
+constexpr uint32_t VIRTIO_NET_HASH_TYPE_IPv4 = 1u << 0;
+constexpr uint32_t VIRTIO_NET_HASH_TYPE_TCPv4 = 1u << 1;
+constexpr uint32_t VIRTIO_NET_HASH_TYPE_UDPv4 = 1u << 2;
+constexpr uint32_t VIRTIO_NET_HASH_TYPE_IPv6 = 1u << 3;
+constexpr uint32_t VIRTIO_NET_HASH_TYPE_TCPv6 = 1u << 4;
+constexpr uint32_t VIRTIO_NET_HASH_TYPE_UDPv6 = 1u << 5;
+constexpr uint32_t VIRTIO_NET_HASH_TYPE_IP_EX = 1u << 6;
+constexpr uint32_t VIRTIO_NET_HASH_TYPE_TCP_EX = 1u << 7;
+constexpr uint32_t VIRTIO_NET_HASH_TYPE_UDP_EX = 1u << 8;
+constexpr uint32_t kHashTypesAll = 0x1ff;  // every type the spec defines
+// The types this device computes: the six without IPv6 extension-header
+// address substitution (_EX types are not implemented).
+constexpr uint32_t kHashTypesSupported = 0x3f;
+
+// §5.1.6.4.3.4 hash_report values.
+constexpr uint16_t VIRTIO_NET_HASH_REPORT_NONE = 0;
+constexpr uint16_t VIRTIO_NET_HASH_REPORT_IPv4 = 1;
+constexpr uint16_t VIRTIO_NET_HASH_REPORT_TCPv4 = 2;
+constexpr uint16_t VIRTIO_NET_HASH_REPORT_UDPv4 = 3;
+constexpr uint16_t VIRTIO_NET_HASH_REPORT_IPv6 = 4;
+constexpr uint16_t VIRTIO_NET_HASH_REPORT_TCPv6 = 5;
+constexpr uint16_t VIRTIO_NET_HASH_REPORT_UDPv6 = 6;
+
+// Config rss_max_key_size (virtnet §4.6: only 40) and
+// rss_max_indirection_table_length.
+constexpr uint8_t kRssMaxKeySize = 40;
+constexpr uint16_t kRssMaxIndirLen = 128;
 
 // Ethernet.
 constexpr uint32_t kEthAddrLen = 6;
