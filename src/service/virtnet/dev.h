@@ -33,10 +33,13 @@ struct Manager::Dev {
   uint32_t msix_pool = 0, qp_pool = 0;
 
   // Recorded knobs (§4.6, §7): shown by query, saved for recovery.
-  bool dim = false, netdim = false, aarfs = true, drop_counter = false;
+  // DIM and supported_hash_types live in net (NetOptions dim / hash_types):
+  // the device model acts on them.
+  bool netdim = false, aarfs = true, drop_counter = false;
   uint64_t drop_base = 0;           // num_desc_drop_pkts baseline (-dc enable resets)
   uint32_t rss_max_key_size = 40;
-  uint32_t supported_hash_types = 0;
+  // modify queue -e/-n/-c; period and max_count also drive the device's RX
+  // notification moderation (net.rx_moderation).
   uint32_t rq_period_mode = 0, rq_period = 0, rq_max_count = 0;
   uint32_t rx_dma_q_num = 0;
   uint32_t recover_counter = 0;     // health_recover_counter: restored from recovery

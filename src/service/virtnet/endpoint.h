@@ -59,6 +59,13 @@ class Endpoint {
   // Allowed any time (config-change notification).
   virtual void set_link(bool up) = 0;
   virtual void set_packet_counters(bool on) = 0;
+  // supported_hash_types (RSS / HASH_REPORT offered when != 0): kBusy while
+  // a driver is bound, kInvalidArgument beyond what the device hashes.
+  virtual Status set_hash_types(uint32_t types) = 0;
+  // DIM (adaptive notification coalescing) and the device-side RX
+  // moderation (modify queue -n/-c); running queues follow at once.
+  virtual void set_dim(bool on) = 0;
+  virtual void set_rx_moderation(const virtio::net::CoalParams& p) = 0;
 
   // Rebuilds the device model with new options (features, queues, queue
   // size), keeping the representor. The front-end is disconnected and may

@@ -103,6 +103,19 @@ class VhostEndpoint final : public Endpoint {
     dev_->set_packet_counters(on);
     cfg_.net.packet_counters = on;
   }
+  Status set_hash_types(uint32_t types) override {
+    VDPU_TRY(dev_->set_hash_types(types));
+    cfg_.net.hash_types = types;
+    return {};
+  }
+  void set_dim(bool on) override {
+    dev_->set_dim(on);
+    cfg_.net.dim = on;
+  }
+  void set_rx_moderation(const vn::CoalParams& p) override {
+    dev_->set_rx_moderation(p);
+    cfg_.net.rx_moderation = p;
+  }
 
   void reconfigure(const vn::NetOptions& o, std::function<void(Status)> done) override {
     if (info().driver_bound) return done(make_error(Errc::kBusy, "a driver is bound"));

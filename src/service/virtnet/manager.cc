@@ -85,16 +85,17 @@ void apply_record(Manager::Dev& d, const RecoveryRecord& r) {
   d.transitional = r.transitional;
   if (r.num_msix) d.num_msix = r.num_msix;
   const json& x = r.extra;
-  d.dim = x.value("dim", d.dim);
+  d.net.dim = x.value("dim", d.net.dim);
   d.netdim = x.value("netdim", d.netdim);
   d.aarfs = x.value("aarfs", d.aarfs);
   d.drop_counter = x.value("drop_counter", d.drop_counter);
   d.net.packet_counters = x.value("packet_counters", d.net.packet_counters);
   d.rss_max_key_size = x.value("rss_max_key_size", d.rss_max_key_size);
-  d.supported_hash_types = x.value("supported_hash_types", d.supported_hash_types);
+  d.net.hash_types = x.value("supported_hash_types", d.net.hash_types);
   d.rq_period_mode = x.value("rq_period_mode", d.rq_period_mode);
   d.rq_period = x.value("rq_period", d.rq_period);
   d.rq_max_count = x.value("rq_max_count", d.rq_max_count);
+  d.net.rx_moderation = {d.rq_max_count, d.rq_period};
   d.rx_dma_q_num = x.value("rx_dma_q_num", d.rx_dma_q_num);
   d.recover_counter = x.value("recover_counter", 0u) + 1;
 }
@@ -233,9 +234,9 @@ RecoveryRecord Manager::record_of(const Dev& d) const {
   r.link_up = d.net.link_up;
   r.transitional = d.transitional;
   r.num_msix = d.num_msix;
-  r.extra = {{"dim", d.dim}, {"netdim", d.netdim}, {"aarfs", d.aarfs}, {"drop_counter", d.drop_counter},
+  r.extra = {{"dim", d.net.dim}, {"netdim", d.netdim}, {"aarfs", d.aarfs}, {"drop_counter", d.drop_counter},
              {"packet_counters", d.net.packet_counters}, {"rss_max_key_size", d.rss_max_key_size},
-             {"supported_hash_types", d.supported_hash_types}, {"rq_period_mode", d.rq_period_mode},
+             {"supported_hash_types", d.net.hash_types}, {"rq_period_mode", d.rq_period_mode},
              {"rq_period", d.rq_period}, {"rq_max_count", d.rq_max_count}, {"rx_dma_q_num", d.rx_dma_q_num},
              {"recover_counter", d.recover_counter}};
   return r;

@@ -26,15 +26,18 @@ bool valid_speed(uint64_t v) {
   return std::find(std::begin(kSpeeds), std::end(kSpeeds), v) != std::end(kSpeeds);
 }
 
-// virtio 1.2 §5.1.6.4.3.1: VIRTIO_NET_HASH_TYPE_* bits 0-8.
-constexpr uint64_t kHashTypesMask = 0x1ff;
-constexpr uint32_t kRssKeySize = 40;
+// virtio 1.2 §5.1.6.4.3.1 VIRTIO_NET_HASH_TYPE_* bits 0-8; the device
+// hashes the six without IPv6 extension-header addresses (0x3f).
+constexpr uint64_t kHashTypesMask = vn::kHashTypesSupported;
+constexpr uint32_t kRssKeySize = vn::kRssMaxKeySize;
 
 bool has(const json& p, const char* k) { return p.is_object() && p.contains(k) && !p[k].is_null(); }
 
 // Options that need the guest driver unbound.
+// supported_hash_types too: it decides whether RSS / HASH_REPORT are offered.
 constexpr const char* kUnboundOnly[] = {"mac", "mtu", "features", "msix_num", "max_queue_size",
-                                        "max_queue_pairs", "dim_config", "net_dim_config"};
+                                        "max_queue_pairs", "dim_config", "net_dim_config",
+                                        "supported_hash_types"};
 // Options that rebuild the device model.
 constexpr const char* kRebuild[] = {"features", "max_queue_size", "max_queue_pairs"};
 
@@ -112,6 +115,11 @@ void Manager::apply_modify(Dev& d, const json& p, std::function<void(int)> done)
     if (auto m = opt_str(p, "period_mode")) d.rq_period_mode = *m == "event" ? 1 : 2;  // upon_event / upon_cqe
     if (auto v = opt_uint(p, "period")) d.rq_period = uint32_t(*v);
     if (auto v = opt_uint(p, "max_count")) d.rq_max_count = uint32_t(*v);
+    // The RX queues notify after max_count packets or period us (both
+    // needed; either 0: no moderation), unless the driver set its own
+    // (NOTF_COAL_RX_SET).
+    d.net.rx_moderation = {d.rq_max_count, d.rq_period};
+    d.ep->set_rx_moderation(d.net.rx_moderation);
     return done(save(d) ? VIRTNET_ERR_RECOVERY_SAVE_CFG : 0);
   }
   auto busy = [](const Status& s, int e) { return s ? 0 : s.error().code == Errc::kBusy ? VIRTNET_ERR_DRIVER_LOADED : e; };
@@ -147,9 +155,16 @@ void Manager::apply_modify(Dev& d, const json& p, std::function<void(int)> done)
     d.drop_base = drops;
   }
   if (has(p, "aarfs")) d.aarfs = flag(p, "aarfs");
-  if (has(p, "dim_config")) d.dim = flag(p, "dim_config");
+  if (has(p, "dim_config")) {
+    d.net.dim = flag(p, "dim_config");
+    d.ep->set_dim(d.net.dim);
+  }
   if (has(p, "net_dim_config")) d.netdim = flag(p, "net_dim_config");
-  if (has(p, "supported_hash_types")) d.supported_hash_types = uint32_t(*opt_uint(p, "supported_hash_types"));
+  if (has(p, "supported_hash_types")) {
+    uint32_t v = uint32_t(*opt_uint(p, "supported_hash_types"));
+    if (int e = busy(d.ep->set_hash_types(v), VIRTNET_ERR_INVALID_HASH_TYPES); e) return done(e);
+    d.net.hash_types = v;
+  }
   if (has(p, "rss_max_key_size")) d.rss_max_key_size = kRssKeySize;
   if (has(p, "rx_dma_q_num")) d.rx_dma_q_num = uint32_t(opt_uint(p, "rx_dma_q_num").value_or(0));
   int warn = 0;

@@ -75,7 +75,7 @@ json Manager::device_json(const Dev& d, bool query, bool brief, bool dbg, std::o
   j["mtu"] = s(d.net.mtu);
   j["speed"] = s(d.net.speed);
   j["rss_max_key_size"] = s(d.rss_max_key_size);
-  j["supported_hash_types"] = hex(d.supported_hash_types);
+  j["supported_hash_types"] = hex(d.net.hash_types);
   j["ctrl_mac"] = format_mac(in.ctrl_mac);
   j["ctrl_mq"] = s(in.ctrl_mq);
   j["sf_num"] = d.sf_num;
@@ -88,7 +88,7 @@ json Manager::device_json(const Dev& d, bool query, bool brief, bool dbg, std::o
   j["sf_vhca_id"] = hex(d.vhca_id);
   j["sf_rqt_num"] = "0x0";
   j["aarfs"] = d.aarfs ? "enabled" : "disabled";
-  j["dim"] = d.dim ? "enabled" : "disabled";
+  j["dim"] = d.net.dim ? "enabled" : "disabled";
   j["vhost_user_socket"] = d.socket;  // vdpu: the socket the front-end connects to
   if (!query) return j;
 

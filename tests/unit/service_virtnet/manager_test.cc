@@ -73,6 +73,20 @@ class FakeEndpoint final : public Endpoint {
     c_.net.packet_counters = on;
     sync();
   }
+  Status set_hash_types(uint32_t t) override {
+    VDPU_TRY(busy());
+    c_.net.hash_types = t;
+    sync();
+    return {};
+  }
+  void set_dim(bool on) override {
+    c_.net.dim = on;
+    sync();
+  }
+  void set_rx_moderation(const virtio::net::CoalParams& p) override {
+    c_.net.rx_moderation = p;
+    sync();
+  }
   void sync() { s_.live[c_.name] = c_; }
   void reconfigure(const virtio::net::NetOptions& o, std::function<void(Status)> done) override {
     if (s_.bound) return done(make_error(Errc::kBusy, "bound"));
@@ -310,6 +324,12 @@ TEST_F(ManagerTest, Modify) {
   EXPECT_FALSE(live.net.link_up);
   EXPECT_EQ(e({{"rss_max_key_size", 52}}), VIRTNET_ERR_INVALID_RSS_KEY_SIZE);
   EXPECT_EQ(e({{"supported_hash_types", 0x400}}), VIRTNET_ERR_INVALID_HASH_TYPES);
+  EXPECT_EQ(e({{"supported_hash_types", 0x40}}), VIRTNET_ERR_INVALID_HASH_TYPES) << "_EX types are not hashed";
+  EXPECT_EQ(live.net.hash_types, virtio::net::kHashTypesSupported) << "default: every type the device hashes";
+  EXPECT_EQ(e({{"supported_hash_types", 0x3}, {"rss_max_key_size", 40}}), 0);
+  EXPECT_EQ(live.net.hash_types, 0x3u) << "reaches the device model";
+  EXPECT_EQ(m_->query({{"pf", 0}})["devices"][0]["supported_hash_types"], "0x3");
+  EXPECT_EQ(m_->query({{"pf", 0}})["devices"][0]["rss_max_key_size"], "40");
   EXPECT_EQ(e({{"features", 1ull << 4}}), VIRTNET_ERR_FEATURE_VALIDATE);
   EXPECT_EQ(e({{"state", 1}}), VIRTNET_ERR_OPT_NOT_SUPPORTED);
   EXPECT_EQ(e({{"max_queue_size", 100}}), VIRTNET_ERR_QUEUE_SIZE_POW2);
@@ -322,6 +342,7 @@ TEST_F(ManagerTest, Modify) {
   EXPECT_EQ(live.net.max_queue_pairs, 2);
   EXPECT_EQ(live.net.queue_size, 512);
   EXPECT_EQ(e({{"dim_config", 1}, {"packet_counter", 1}}), 0);
+  EXPECT_TRUE(live.net.dim) << "DIM reaches the device model";
   auto q = m_->query({{"pf", 0}, {"brief", 1}})["devices"][0];
   EXPECT_EQ(q["dim"], "enabled");
   EXPECT_EQ(q["max_queue_pairs"], "2");
@@ -329,12 +350,17 @@ TEST_F(ManagerTest, Modify) {
   EXPECT_EQ(m_->stats({{"pf", 0}})["device"]["packet_counters"], "Enabled");
   // Queue moderation.
   EXPECT_EQ(e({{"subcmd", 1}, {"period_mode", "event"}, {"period", 10}, {"max_count", 30}}), 0);
+  EXPECT_EQ(live.net.rx_moderation.usecs, 10u);
+  EXPECT_EQ(live.net.rx_moderation.max_packets, 30u);
   EXPECT_EQ(e({{"subcmd", 1}, {"period_mode", "never"}}), -EINVAL);
   // §4.6: driver must be unbound for mac/mtu/features/queues; link is fine.
   fake_.bound = true;
   EXPECT_EQ(e({{"mac", "02:00:00:00:00:08"}}), VIRTNET_ERR_DRIVER_LOADED);
   EXPECT_EQ(e({{"mtu", 1500}}), VIRTNET_ERR_DRIVER_LOADED);
   EXPECT_EQ(e({{"max_queue_pairs", 1}}), VIRTNET_ERR_DRIVER_LOADED);
+  EXPECT_EQ(e({{"supported_hash_types", 0x3f}}), VIRTNET_ERR_DRIVER_LOADED);
+  EXPECT_EQ(e({{"dim_config", 0}}), VIRTNET_ERR_DRIVER_LOADED);
+  EXPECT_EQ(live.net.hash_types, 0x3u);
   EXPECT_EQ(e({{"link", 1}}), 0);
   EXPECT_EQ(modify({{"pf", 5}, {"link", 1}})["errno"], VIRTNET_ERR_DEV_NOT_FOUND);
 }
@@ -342,7 +368,7 @@ TEST_F(ManagerTest, Modify) {
 TEST_F(ManagerTest, RecoveryRestoresDevices) {
   make("VIRTIO_NET_EMULATION_NUM_PF=1");
   m_->hotplug(hp());
-  modify({{"pf", 1}, {"mtu", 4000}, {"max_queue_pairs", 3}});
+  modify({{"pf", 1}, {"mtu", 4000}, {"max_queue_pairs", 3}, {"supported_hash_types", 0x7}, {"dim_config", 1}});
   modify({{"pf", 0}, {"mac", "02:11:22:33:44:55"}});
   m_->shutdown([] {});
   EXPECT_TRUE(fake_.live.empty());
@@ -352,6 +378,8 @@ TEST_F(ManagerTest, RecoveryRestoresDevices) {
   auto& h = fake_.live["TESTSERVNETS1D0F0"];
   EXPECT_EQ(h.net.mtu, 4000);
   EXPECT_EQ(h.net.max_queue_pairs, 3);
+  EXPECT_EQ(h.net.hash_types, 0x7u) << "recovery keeps supported_hash_types";
+  EXPECT_TRUE(h.net.dim) << "and DIM";
   EXPECT_EQ(h.rep_name, "en3f0pf0sf2000");
   EXPECT_EQ(format_mac(h.net.mac), "0C:C4:7A:FF:22:93");
   EXPECT_EQ(format_mac(fake_.live["TESTSERVNETS0D0F0"].net.mac), "02:11:22:33:44:55");
