@@ -66,7 +66,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     vfio_user::Message m;
     std::memcpy(&m.hdr, data + pos, sizeof(m.hdr));
     pos += sizeof(m.hdr);
-    // The framing check of recv_message().
+    // The framing check of MsgReader (msg_io.h).
     if (m.hdr.msg_size < sizeof(vfio_user::Header) || m.hdr.msg_size > vfio_user::kMaxMsgSize) break;
     size_t len = std::min<size_t>(m.hdr.msg_size - sizeof(vfio_user::Header), size - pos);
     m.payload.assign(data + pos, data + pos + len);

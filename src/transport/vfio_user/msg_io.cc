@@ -1,5 +1,6 @@
 #include "transport/vfio_user/msg_io.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -9,23 +10,6 @@
 namespace vdpu::vfio_user {
 namespace {
 constexpr const char* kEof = "peer closed the connection";
-
-// Reads exactly len bytes (after a first chunk possibly already read).
-Status read_full(int sock, uint8_t* p, size_t len) {
-  while (len) {
-    ssize_t n = recv(sock, p, len, MSG_WAITALL);
-    if (n == 0) return make_error(Errc::kIo, kEof);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK)
-        return make_error(Errc::kTimeout, "timed out inside a message");
-      return make_error(Errc::kIo, std::string("recv: ") + strerror(errno));
-    }
-    p += n;
-    len -= size_t(n);
-  }
-  return {};
-}
 }  // namespace
 
 bool is_eof(const Error& e) { return e.code == Errc::kIo && e.message == kEof; }
@@ -55,25 +39,55 @@ void Message::close_fds() {
   fds.clear();
 }
 
+// The blocking form of MsgReader (the client): waits in poll() for the rest,
+// bounded by the socket's SO_RCVTIMEO when one is set.
 Status recv_message(int sock, uint32_t max_size, uint32_t max_fds, Message& out) {
   out.close_fds();
   out.payload.clear();
+  MsgReader rd(max_size, max_fds);
+  int timeout_ms = -1;
+  timeval tv{};
+  socklen_t tl = sizeof(tv);
+  if (getsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, &tl) == 0 && (tv.tv_sec || tv.tv_usec))
+    timeout_ms = int(tv.tv_sec * 1000 + tv.tv_usec / 1000);
+  for (;;) {
+    auto r = rd.read(sock, out);
+    if (!r) return r.error();
+    if (*r) return {};
+    pollfd p{sock, POLLIN, 0};
+    int n = poll(&p, 1, timeout_ms);
+    if (n == 0)
+      return make_error(Errc::kTimeout, rd.partial_bytes() ? "timed out inside a message" : "no message");
+    if (n < 0 && errno != EINTR) return make_error(Errc::kIo, std::string("poll: ") + strerror(errno));
+  }
+}
+
+void MsgReader::reset() {
+  cur_.close_fds();
+  cur_.payload.clear();
+  cur_.hdr = Header{};
+  got_ = 0;
+}
+
+// One recvmsg of at most len bytes, without waiting; fds that come with the
+// bytes join the current message. *n = 0: nothing available now.
+Status MsgReader::recv_some(int sock, uint8_t* p, size_t len, size_t* n) {
+  *n = 0;
   // Room for more fds than allowed, so that excess ones are received (and
-  // closed) rather than silently dropped with MSG_CTRUNC.
+  // closed with the message) rather than dropped with MSG_CTRUNC.
   alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * 64)];
-  iovec iov{&out.hdr, sizeof(Header)};
+  iovec iov{p, len};
   msghdr mh{};
   mh.msg_iov = &iov;
   mh.msg_iovlen = 1;
   mh.msg_control = cbuf;
   mh.msg_controllen = sizeof(cbuf);
-  ssize_t n;
+  ssize_t r;
   do {
-    n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-  } while (n < 0 && errno == EINTR);
-  if (n == 0) return make_error(Errc::kIo, kEof);
-  if (n < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return make_error(Errc::kTimeout, "no message");
+    r = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return {};
     return make_error(Errc::kIo, std::string("recvmsg: ") + strerror(errno));
   }
   for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
@@ -82,20 +96,42 @@ Status recv_message(int sock, uint32_t max_size, uint32_t max_fds, Message& out)
     for (size_t i = 0; i < cnt; ++i) {
       int fd;
       std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-      out.fds.push_back(fd);
+      cur_.fds.push_back(fd);
     }
   }
   if (mh.msg_flags & MSG_CTRUNC) return make_error(Errc::kProtocol, "control data truncated (too many fds)");
-  if (out.fds.size() > max_fds) return make_error(Errc::kProtocol, "too many fds in one message");
-  if (size_t(n) < sizeof(Header)) {
-    VDPU_TRY(read_full(sock, reinterpret_cast<uint8_t*>(&out.hdr) + n, sizeof(Header) - size_t(n)));
-  }
-  // Framing (spec "Header": Message size includes the header).
-  if (out.hdr.msg_size < sizeof(Header) || out.hdr.msg_size > max_size)
-    return make_error(Errc::kProtocol, "bad message size " + std::to_string(out.hdr.msg_size));
-  out.payload.resize(out.hdr.msg_size - sizeof(Header));
-  if (!out.payload.empty()) VDPU_TRY(read_full(sock, out.payload.data(), out.payload.size()));
+  if (cur_.fds.size() > max_fds_) return make_error(Errc::kProtocol, "too many fds in one message");
+  if (r == 0) return make_error(Errc::kIo, got_ ? "peer closed the connection inside a message" : kEof);
+  *n = size_t(r);
   return {};
+}
+
+Result<bool> MsgReader::read(int sock, Message& out) {
+  for (;;) {
+    size_t n = 0;
+    if (got_ < sizeof(Header)) {
+      VDPU_TRY(recv_some(sock, reinterpret_cast<uint8_t*>(&cur_.hdr) + got_, sizeof(Header) - got_, &n));
+      if (n == 0) return false;
+      got_ += n;
+      if (got_ < sizeof(Header)) continue;
+      // Framing (spec "Header": Message size includes the header), checked
+      // before anything is allocated for the payload.
+      if (cur_.hdr.msg_size < sizeof(Header) || cur_.hdr.msg_size > max_size_)
+        return make_error(Errc::kProtocol, "bad message size " + std::to_string(cur_.hdr.msg_size));
+      cur_.payload.resize(cur_.hdr.msg_size - sizeof(Header));
+    } else {
+      size_t at = got_ - sizeof(Header);
+      VDPU_TRY(recv_some(sock, cur_.payload.data() + at, cur_.payload.size() - at, &n));
+      if (n == 0) return false;
+      got_ += n;
+    }
+    if (got_ == sizeof(Header) + cur_.payload.size()) {
+      out = std::move(cur_);
+      cur_ = Message{};
+      got_ = 0;
+      return true;
+    }
+  }
 }
 
 Status send_message(int sock, Header hdr, std::span<const std::span<const uint8_t>> parts,

@@ -2,8 +2,8 @@
 // descriptors passed as SCM_RIGHTS ancillary data. Shared by the server and
 // the client library.
 //
-// Thread: whoever owns the socket. Blocking calls (the socket may carry a
-// receive timeout).
+// Thread: whoever owns the socket. recv_message/send_message block (the
+// client); MsgReader never does (the server).
 #pragma once
 
 #include <cstdint>
@@ -33,12 +33,52 @@ struct Message {
   void close_fds();
 };
 
-// Reads one message: header first (with any fds), then msg_size - 16 bytes.
+// Reads one message, blocking (MsgReader below, waiting in poll() for the
+// rest; the socket's SO_RCVTIMEO, if set, bounds each wait).
 // Errors: kIo "closed" (EOF before a header), kIo (socket error), kTimeout
-// (receive timeout inside a message), kProtocol (msg_size < 16 or > max_size,
-// more than max_fds fds, truncated control data) — after kProtocol the stream
-// cannot be trusted and the peer must be dropped.
+// (nothing or only part of a message within the timeout), kProtocol
+// (msg_size < 16 or > max_size, more than max_fds fds, truncated control
+// data) — after kProtocol the stream cannot be trusted and the peer must be
+// dropped.
 Status recv_message(int sock, uint32_t max_size, uint32_t max_fds, Message& out);
+
+// Incremental, non-blocking reception of messages on one connection (the
+// server side): reads what the socket holds, never waits for the rest of a
+// message, and keeps a partial message (header bytes, payload bytes, and any
+// fds that came with them) until it is complete. A peer that sends half a
+// message and stalls therefore costs nothing but its own buffer.
+//
+// Limits: msg_size must be within [sizeof(Header), max_size] (checked as
+// soon as the header is complete, before the payload is allocated) and at
+// most max_fds fds may arrive with one message; anything else is kProtocol
+// and the connection must be dropped.
+//
+// Thread: the socket's owner.
+class MsgReader {
+ public:
+  MsgReader(uint32_t max_size, uint32_t max_fds) : max_size_(max_size), max_fds_(max_fds) {}
+
+  // Reads from `sock` (any mode: every call uses MSG_DONTWAIT) until one
+  // message is complete (returns true, `out` holds it) or the socket has no
+  // more bytes for now (returns false; call again when it is readable).
+  // Reads never go past the end of the current message, so nothing of the
+  // next one is consumed. Errors: kIo "closed" (is_eof(): EOF between
+  // messages), kIo (EOF inside a message, socket error), kProtocol (bad
+  // msg_size, too many fds, truncated control data).
+  Result<bool> read(int sock, Message& out);
+
+  // Bytes of the message being received (0 between messages).
+  size_t partial_bytes() const { return got_; }
+  // Forgets a partial message (closes its fds).
+  void reset();
+
+ private:
+  Status recv_some(int sock, uint8_t* p, size_t len, size_t* n);
+
+  const uint32_t max_size_, max_fds_;
+  Message cur_;
+  size_t got_ = 0;  // bytes of cur_ received: header first, then payload
+};
 
 // Sends header + the concatenation of parts, with fds attached. Sets
 // hdr.msg_size. Errors: kIo.

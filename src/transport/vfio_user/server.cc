@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -26,7 +27,10 @@ struct Server::Mapping {
 };
 
 namespace {
-constexpr int kRecvTimeoutMs = 1000;
+// Messages handled per readiness callback: a client that streams requests
+// cannot keep the reactor from its other fds (level-triggered: the rest
+// comes on the next callback).
+constexpr int kMaxMessagesPerWakeup = 16;
 
 template <class T>
 bool get(const Message& m, T& out, size_t at = 0) {
@@ -95,10 +99,14 @@ Status Server::start() {
 
 void Server::stop() {
   if (conn_ >= 0) {
-    reactor_.remove_fd(conn_);
+    if (watched_) reactor_.remove_fd(conn_);
+    watched_ = 0;
     close(conn_);
     conn_ = -1;
   }
+  reader_.reset();
+  out_.clear();
+  resetting_ = false;
   clear_irqs();
   if (attached_) {
     attached_ = false;
@@ -117,50 +125,121 @@ void Server::stop() {
 }
 
 void Server::on_listen_ready() {
-  int fd = accept4(listen_, nullptr, nullptr, SOCK_CLOEXEC);
+  // Non-blocking: every read and write on the connection returns at once.
+  int fd = accept4(listen_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
   if (fd < 0) return;
   if (conn_ >= 0) {  // cannot happen: the listen fd is unwatched while connected
     close(fd);
     return;
   }
-  timeval tv{kRecvTimeoutMs / 1000, (kRecvTimeoutMs % 1000) * 1000};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   conn_ = fd;
+  ++conn_gen_;
   ++stats_.connections;
+  reader_.reset();
+  out_.clear();
+  resetting_ = false;
   // One client at a time: further clients wait in the backlog until this one leaves.
   reactor_.remove_fd(listen_);
   listening_ = false;
-  if (auto s = reactor_.add_fd(conn_, EPOLLIN | EPOLLRDHUP, [this](uint32_t ev) { on_conn_ready(ev); }); !s) {
+  update_watch();
+  if (conn_ < 0) return;  // epoll failure: dropped
+  VDPU_INFO("vfio-user: client connected to {}", path_);
+}
+
+void Server::update_watch() {
+  uint32_t want = 0;
+  if (conn_ >= 0 && !resetting_) want = out_.empty() ? uint32_t(EPOLLIN | EPOLLRDHUP) : uint32_t(EPOLLOUT);
+  if (want == watched_) return;
+  if (watched_) reactor_.remove_fd(conn_);
+  watched_ = 0;
+  if (!want) return;
+  if (auto s = reactor_.add_fd(conn_, want, [this](uint32_t ev) { on_conn_ready(ev); }); !s) {
     VDPU_ERR("vfio-user {}: {}", path_, s.error().message);
     disconnect("epoll failure");
     return;
   }
-  VDPU_INFO("vfio-user: client connected to {}", path_);
+  watched_ = want;
 }
 
-void Server::on_conn_ready(uint32_t events) {
-  Message m;
-  auto s = recv_message(conn_, kMaxMsgSize, kMaxMsgFds, m);
-  if (!s) {
-    disconnect(is_eof(s.error()) ? "client closed the connection" : s.error().message.c_str());
-    return;
+void Server::on_conn_ready(uint32_t /*events*/) {
+  if (conn_ < 0) return;
+  if (!out_.empty() && !flush_out()) return;  // dropped
+  // Whatever has arrived, without waiting for the rest of a message: a
+  // client that stalls mid-message keeps only its own partial buffer.
+  for (int i = 0; i < kMaxMessagesPerWakeup && conn_ >= 0 && !resetting_ && out_.empty(); ++i) {
+    Message m;
+    auto r = reader_.read(conn_, m);
+    if (!r) {
+      std::string why = is_eof(r.error()) ? "client closed the connection" : r.error().message;
+      if (r.error().code == Errc::kProtocol)
+        VDPU_WARN_RL("vfio-user {}: malformed message ({}): dropping the client", path_, why);
+      disconnect(why.c_str());
+      return;
+    }
+    if (!*r) break;  // the rest has not arrived yet
+    handle(m, [this](Reply&& rep) { send_reply(std::move(rep)); });
   }
-  handle(m, [this](Reply&& r) { send_reply(std::move(r)); });
+  update_watch();
 }
 
 void Server::send_reply(Reply&& r) {
   if (r.suppressed || conn_ < 0) return;
-  std::span<const uint8_t> part(r.payload);
-  auto s = send_message(conn_, r.hdr, {&part, 1}, r.fds);
-  if (!s) disconnect(s.error().message.c_str());
+  OutMsg o;
+  Header h = r.hdr;
+  h.msg_size = uint32_t(sizeof(Header) + r.payload.size());
+  o.bytes.resize(h.msg_size);
+  std::memcpy(o.bytes.data(), &h, sizeof(h));
+  if (!r.payload.empty()) std::memcpy(o.bytes.data() + sizeof(h), r.payload.data(), r.payload.size());
+  o.fds = std::move(r.fds);
+  out_.push_back(std::move(o));
+  if (out_.size() == 1 && !flush_out()) return;  // else it waits its turn
+  update_watch();
+}
+
+bool Server::flush_out() {
+  while (!out_.empty()) {
+    OutMsg& o = out_.front();
+    iovec iov{o.bytes.data() + o.off, o.bytes.size() - o.off};
+    msghdr mh{};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * kMaxMsgFds)];
+    if (o.off == 0 && !o.fds.empty()) {
+      size_t nfd = std::min<size_t>(o.fds.size(), kMaxMsgFds);
+      mh.msg_control = cbuf;
+      mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfd);
+      cmsghdr* c = CMSG_FIRSTHDR(&mh);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int) * nfd);
+      std::memcpy(CMSG_DATA(c), o.fds.data(), sizeof(int) * nfd);
+    }
+    ssize_t n;
+    do {
+      n = sendmsg(conn_, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return true;  // EPOLLOUT resumes
+      std::string why = std::string("sendmsg: ") + strerror(errno);
+      disconnect(why.c_str());
+      return false;
+    }
+    o.off += size_t(n);  // the fds went with the first byte
+    if (o.off == o.bytes.size()) out_.pop_front();
+  }
+  return true;
 }
 
 void Server::disconnect(const char* why) {
   if (conn_ < 0) return;
   VDPU_INFO("vfio-user: {}: client gone ({})", path_, why);
-  reactor_.remove_fd(conn_);
+  if (watched_) reactor_.remove_fd(conn_);
+  watched_ = 0;
   close(conn_);
   conn_ = -1;
+  reader_.reset();
+  out_.clear();
+  resetting_ = false;
   reset_session([this] {
     if (listen_ >= 0 && !listening_ && conn_ < 0) {
       if (reactor_.add_fd(listen_, EPOLLIN, [this](uint32_t) { on_listen_ready(); }))
@@ -288,18 +367,19 @@ void Server::handle(Message& m, std::function<void(Reply&&)> send) {
     case VFIO_USER_REGION_WRITE: return finish(on_region_write(m, r));
     case VFIO_USER_DEVICE_RESET: {
       if (!m.payload.empty()) return finish(EINVAL);
-      // Reply only after the reset finished; stop reading meanwhile.
-      bool watching = conn_ >= 0;
-      if (watching) reactor_.remove_fd(conn_);
+      // Reply only after the reset finished; read no request meanwhile.
+      resetting_ = true;
+      update_watch();
       auto hdr = r.hdr;
-      fn_.reset([this, hdr, no_reply, watching, send = std::move(send)] {
+      uint64_t gen = conn_gen_;
+      fn_.reset([this, hdr, no_reply, gen, send = std::move(send)] {
+        if (gen != conn_gen_) return;  // that client is gone; do not answer the next one
+        resetting_ = false;
         Reply rr;
         rr.hdr = hdr;
         rr.suppressed = no_reply;
-        if (watching && conn_ >= 0 &&
-            !reactor_.add_fd(conn_, EPOLLIN | EPOLLRDHUP, [this](uint32_t ev) { on_conn_ready(ev); }))
-          disconnect("epoll failure");
         send(std::move(rr));
+        update_watch();
       });
       return;
     }

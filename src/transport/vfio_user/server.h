@@ -9,6 +9,12 @@
 // A client disconnect detaches the Function (its state stays for the next
 // client) and the server goes back to listening.
 //
+// The connection never blocks the reactor (which other servers and the RPC
+// server share): messages are received incrementally (MsgReader) as bytes
+// arrive, and replies the socket cannot take at once wait in an output
+// buffer sent on EPOLLOUT, while no further request is read (one reply
+// pending at most). A malformed or oversized message drops the client.
+//
 // Threads: everything runs on the reactor given at construction (the main /
 // control-plane reactor) — start(), stop() and handle() must be called there.
 // raise() (pci::IrqSink) may be called from any data reactor.
@@ -18,6 +24,7 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -90,10 +97,22 @@ class Server final : public pci::IrqSink {
     uint8_t* hva = nullptr;
   };
 
+  struct OutMsg {
+    std::vector<uint8_t> bytes;  // header + payload
+    size_t off = 0;              // sent so far
+    std::vector<int> fds;        // borrowed; go with the first byte
+  };
+
   void on_listen_ready();
   void on_conn_ready(uint32_t events);
   void disconnect(const char* why);
   void send_reply(Reply&& r);
+  // Sends buffered replies as far as the socket takes them. False when the
+  // client was dropped.
+  bool flush_out();
+  // Watches the connection for what it needs now: nothing while a reset
+  // runs, EPOLLOUT while replies wait, else EPOLLIN.
+  void update_watch();
   void rebuild_map();
   void clear_irqs();
   void retire_fds(std::vector<int> fds);
@@ -114,6 +133,11 @@ class Server final : public pci::IrqSink {
   rt::Reactor& reactor_;
   int listen_ = -1;
   int conn_ = -1;
+  uint32_t watched_ = 0;   // epoll events conn_ is registered with (0: none)
+  bool resetting_ = false;  // DEVICE_RESET running: no request is read
+  uint64_t conn_gen_ = 0;   // bumped per accepted client
+  MsgReader reader_{kMaxMsgSize, kMaxMsgFds};
+  std::deque<OutMsg> out_;
   bool negotiated_ = false;
   bool attached_ = false;
   bool listening_ = false;

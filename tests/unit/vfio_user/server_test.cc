@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <future>
@@ -400,6 +401,208 @@ TEST_F(VfioUserServer, SecondClientWaitsForFirst) {
   client_.reset();
   ASSERT_TRUE((*second)->negotiate());
   EXPECT_TRUE((*second)->device_info());
+}
+
+// ---- incremental, non-blocking reception --------------------------------
+
+// Sends bytes (and fds with the first byte) as one sendmsg.
+void send_raw(int sock, const void* p, size_t n, std::vector<int> fds = {}) {
+  iovec iov{const_cast<void*>(p), n};
+  msghdr mh{};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * 32)];
+  if (!fds.empty()) {
+    mh.msg_control = cbuf;
+    mh.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+    cmsghdr* c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+  }
+  ASSERT_EQ(sendmsg(sock, &mh, MSG_NOSIGNAL), ssize_t(n));
+}
+
+// A reply read with a bound, so that a broken server fails the test instead
+// of hanging it.
+Result<bool> read_reply(int sock, Message& m) {
+  timeval tv{30, 0};
+  setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  VDPU_TRY(recv_message(sock, kMaxMsgSize, kMaxMsgFds, m));
+  return true;
+}
+
+bool peer_closed(int sock) {
+  timeval tv{30, 0};
+  setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  char c;
+  return recv(sock, &c, 1, 0) == 0;
+}
+
+class VfioUserTwoServers : public VfioUserServer {
+ protected:
+  void SetUp() override {
+    VfioUserServer::SetUp();
+    path2_ = path_ + ".2";
+    on_reactor([&] {
+      server2_ = std::make_unique<Server>(path2_, fn2_, *reactor_);  // the same reactor
+      ASSERT_TRUE(server2_->start());
+    });
+  }
+  void TearDown() override {
+    on_reactor([&] { server2_.reset(); });
+    VfioUserServer::TearDown();
+  }
+  std::string path2_;
+  TestFunction fn2_;
+  std::unique_ptr<Server> server2_;
+};
+
+// A client that sends half a header and stalls must not hold the reactor: a
+// client of another server on the same reactor is served meanwhile. Proven
+// by order, not time: the second client's whole exchange completes while the
+// first message is still incomplete, then the first completes and is
+// answered on the same, still open, connection.
+TEST_F(VfioUserTwoServers, StalledPartialHeaderDoesNotBlockTheReactor) {
+  Header h{77, VFIO_USER_DEVICE_GET_INFO, uint32_t(sizeof(Header) + sizeof(DeviceInfo)), 0, 0};
+  DeviceInfo di{sizeof(DeviceInfo), 0, 0, 0};
+  int a = client_->socket();
+  send_raw(a, &h, 8);  // half a header, then nothing
+
+  auto b = Client::connect(path2_);
+  ASSERT_TRUE(b);
+  ASSERT_TRUE((*b)->negotiate());       // served while A's message is incomplete
+  auto info = (*b)->device_info();
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_EQ(fn2_.attaches.load(), 1);
+  bool a_connected = false;
+  uint64_t a_messages = 0;
+  on_reactor([&] {
+    a_connected = server_->connected();
+    a_messages = server_->stats().messages;
+  });
+  EXPECT_TRUE(a_connected);  // A was not dropped for being slow
+  EXPECT_EQ(a_messages, 1u);  // only its VERSION so far
+
+  send_raw(a, reinterpret_cast<uint8_t*>(&h) + 8, 4);  // still incomplete
+  send_raw(a, reinterpret_cast<uint8_t*>(&h) + 12, sizeof(h) - 12);
+  send_raw(a, &di, sizeof(di));
+  Message m;
+  auto r = read_reply(a, m);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(m.hdr.msg_id, 77);
+  EXPECT_EQ(m.hdr.flags & kFlagsError, 0u);
+  EXPECT_EQ(m.payload.size(), sizeof(DeviceInfo));
+  // The connection goes on as usual.
+  EXPECT_TRUE(client_->device_info());
+}
+
+// A payload that arrives in pieces, with the fd on the first piece: the fd
+// stays with its message.
+TEST_F(VfioUserTwoServers, FdsStayWithAMessageThatArrivesInPieces) {
+  auto buf = DmaBuffer::create(8192);
+  ASSERT_TRUE(buf);
+  DmaMap d{sizeof(DmaMap), VFIO_USER_F_DMA_REGION_READ | VFIO_USER_F_DMA_REGION_WRITE, 0, 0x2000, 8192};
+  Header h{91, VFIO_USER_DMA_MAP, uint32_t(sizeof(Header) + sizeof(DmaMap)), 0, 0};
+  std::vector<uint8_t> msg(sizeof(h) + sizeof(d));
+  memcpy(msg.data(), &h, sizeof(h));
+  memcpy(msg.data() + sizeof(h), &d, sizeof(d));
+  int a = client_->socket();
+  send_raw(a, msg.data(), 5, {(*buf)->fd()});
+  // Another client's exchange on the same reactor, between the pieces.
+  auto b = Client::connect(path2_);
+  ASSERT_TRUE(b);
+  ASSERT_TRUE((*b)->negotiate());
+  send_raw(a, msg.data() + 5, 20);
+  send_raw(a, msg.data() + 25, msg.size() - 25);
+  Message m;
+  auto r = read_reply(a, m);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(m.hdr.msg_id, 91);
+  EXPECT_EQ(m.hdr.flags & kFlagsError, 0u) << m.hdr.error_no;
+  size_t regions = 0;
+  on_reactor([&] { regions = server_->dma_regions(); });
+  EXPECT_EQ(regions, 1u);
+}
+
+TEST_F(VfioUserServer, OversizedMessageDropsTheClientAtOnce) {
+  // Refused from the header alone: nothing of the payload is awaited.
+  Header h{1, VFIO_USER_REGION_WRITE, kMaxMsgSize + 1, 0, 0};
+  send_raw(client_->socket(), &h, sizeof(h));
+  EXPECT_TRUE(peer_closed(client_->socket()));
+  client_ = connect();
+  EXPECT_TRUE(client_->device_info());
+}
+
+TEST_F(VfioUserServer, TooManyFdsDropTheClientAndAreClosed) {
+  size_t before = open_fds();
+  std::vector<int> fds;
+  for (uint32_t i = 0; i < kMaxMsgFds + 1; ++i) fds.push_back(eventfd(0, 0));
+  Header h{2, VFIO_USER_DEVICE_SET_IRQS, uint32_t(sizeof(Header)), 0, 0};
+  send_raw(client_->socket(), &h, sizeof(h), fds);
+  for (int fd : fds) close(fd);
+  EXPECT_TRUE(peer_closed(client_->socket()));
+  client_.reset();
+  client_ = connect();
+  EXPECT_TRUE(client_->device_info());
+  EXPECT_LE(open_fds(), before);  // the server kept none of them
+}
+
+TEST_F(VfioUserServer, PeerGoneInsideAMessageIsACleanDisconnect) {
+  Header h{3, VFIO_USER_DEVICE_GET_INFO, uint32_t(sizeof(Header) + sizeof(DeviceInfo)), 0, 0};
+  send_raw(client_->socket(), &h, sizeof(h));  // header, no payload
+  client_.reset();
+  while (fn_.detaches.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  client_ = connect();
+  EXPECT_TRUE(client_->device_info());
+  EXPECT_EQ(fn_.attaches.load(), 2);
+}
+
+// MsgReader alone: byte by byte, and nothing of the next message consumed.
+TEST(MsgReader, ByteByByteAndStopsAtTheMessageEnd) {
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  Header h1{1, VFIO_USER_DEVICE_GET_INFO, uint32_t(sizeof(Header) + 4), 0, 0};
+  Header h2{2, VFIO_USER_DEVICE_RESET, uint32_t(sizeof(Header)), 0, 0};
+  std::vector<uint8_t> bytes(sizeof(h1) + 4 + sizeof(h2));
+  memcpy(bytes.data(), &h1, sizeof(h1));
+  memcpy(bytes.data() + sizeof(h1), "abcd", 4);
+  memcpy(bytes.data() + sizeof(h1) + 4, &h2, sizeof(h2));
+  MsgReader rd(kMaxMsgSize, kMaxMsgFds);
+  Message m;
+  size_t first = sizeof(h1) + 4;
+  for (size_t i = 0; i < first; ++i) {
+    auto r = rd.read(sv[0], m);
+    ASSERT_TRUE(r);
+    EXPECT_FALSE(*r) << i;  // nothing complete yet, and no blocking
+    ASSERT_EQ(write(sv[1], &bytes[i], 1), 1);
+  }
+  // Both messages are in the socket now; the first comes out alone.
+  ASSERT_EQ(write(sv[1], bytes.data() + first, sizeof(h2)), ssize_t(sizeof(h2)));
+  auto r = rd.read(sv[0], m);
+  ASSERT_TRUE(r && *r);
+  EXPECT_EQ(m.hdr.msg_id, 1);
+  EXPECT_EQ(std::string(m.payload.begin(), m.payload.end()), "abcd");
+  r = rd.read(sv[0], m);
+  ASSERT_TRUE(r && *r);
+  EXPECT_EQ(m.hdr.msg_id, 2);
+  EXPECT_TRUE(m.payload.empty());
+  r = rd.read(sv[0], m);
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(*r);
+  // EOF between messages is is_eof(); a bad size is kProtocol.
+  Header bad{3, 1, 8, 0, 0};
+  ASSERT_EQ(write(sv[1], &bad, sizeof(bad)), ssize_t(sizeof(bad)));
+  r = rd.read(sv[0], m);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::kProtocol);
+  rd.reset();
+  close(sv[1]);
+  r = rd.read(sv[0], m);
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(is_eof(r.error()));
+  close(sv[0]);
 }
 
 }  // namespace
