@@ -381,6 +381,67 @@ void Virtqueue::drain_kick() noexcept {
   [[maybe_unused]] ssize_t r = read(kick_fd_, &v, sizeof(v));
 }
 
+RingState Virtqueue::ring_state() const {
+  RingState r;
+  r.pos = state();
+  r.resubmit.assign(resubmit_.begin() + long(resubmit_pos_), resubmit_.end());
+  return r;
+}
+
+Status Virtqueue::restore(const RingState& s) {
+  auto bad = [](std::string m) { return make_error(Errc::kInvalidArgument, "virtqueue: " + m); };
+  if (outstanding() != 0)
+    return make_error(Errc::kState, "virtqueue: requests in flight; suspend the queue first");
+  if (size_ == 0) return make_error(Errc::kState, "virtqueue: not started");
+  if (s.resubmit.size() > size_) return bad("more heads to resubmit than the queue size");
+  std::vector<bool> seen(size_, false);
+  for (uint16_t h : s.resubmit) {
+    if (h >= size_) return bad("head " + std::to_string(h) + " beyond the queue size");
+    if (seen[h]) return bad("head " + std::to_string(h) + " listed twice");
+    seen[h] = true;
+  }
+  if (packed_) {
+    uint16_t a = s.pos.last_avail_idx & ~kPackedWrapBit, u = s.pos.last_used_idx & ~kPackedWrapBit;
+    if (a >= size_ || u >= size_) return bad("packed ring position beyond the queue size");
+    if (!s.resubmit.empty()) return bad("no inflight resubmission on packed rings");
+    avail_pos_ = a;
+    avail_wrap_ = s.pos.last_avail_idx & kPackedWrapBit;
+    used_pos_ = u;
+    used_wrap_ = s.pos.last_used_idx & kPackedWrapBit;
+    signalled_used_ = used_pos_;
+  } else {
+    // Every chain popped is either in the used ring or to be resubmitted.
+    if (uint16_t(s.pos.last_avail_idx - s.pos.last_used_idx) != s.resubmit.size())
+      return bad("avail index " + std::to_string(s.pos.last_avail_idx) + " - used index " +
+                 std::to_string(s.pos.last_used_idx) + " != " + std::to_string(s.resubmit.size()) +
+                 " heads to resubmit");
+    uint16_t ring_used = ld16(used_ + kUsedIdxOff);
+    if (ring_used != s.pos.last_used_idx)
+      return bad("used index " + std::to_string(s.pos.last_used_idx) + " of the state, " +
+                 std::to_string(ring_used) + " in the ring");
+    last_avail_ = shadow_avail_ = s.pos.last_avail_idx;
+    used_idx_ = published_used_ = ring_used;
+    signalled_used_ = used_idx_;
+    if (inflight_) {
+      // vhost-user.rst: what is to be resubmitted is inflight; keep the
+      // shared region telling the truth should we crash now.
+      InflightDescSplit* d = inflight_->desc();
+      for (uint32_t i = 0; i < size_; ++i) d[i].inflight = 0;
+      for (uint16_t h : s.resubmit) {
+        d[h].counter = inflight_counter_++;
+        d[h].inflight = 1;
+      }
+      inflight_->used_idx = used_idx_;
+      batch_n_ = 0;
+    }
+  }
+  resubmit_ = s.resubmit;
+  resubmit_pos_ = 0;
+  next_slot_ = complete_slot_ = 0;
+  signalled_valid_ = false;
+  return {};
+}
+
 QueueState Virtqueue::state() const {
   if (!packed_) return QueueState{last_avail_, used_idx_};
   return QueueState{uint16_t(avail_pos_ | (avail_wrap_ ? kPackedWrapBit : 0)),

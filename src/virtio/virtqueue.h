@@ -35,6 +35,16 @@ struct VqOptions {
 
 enum class PopStatus : uint8_t { kEmpty, kOk, kError };
 
+// Where a quiescent queue stands, for saving a suspended controller and
+// restoring it later (SNAP virtio_blk_controller_state_save/restore): the
+// ring positions (as QueueState reports them) and the heads that were popped
+// but not completed and must be processed again (split rings: the inflight
+// heads a recovery has not resubmitted yet), in order.
+struct RingState {
+  QueueState pos;
+  std::vector<uint16_t> resubmit;
+};
+
 class Virtqueue {
  public:
   Virtqueue() = default;
@@ -107,6 +117,20 @@ class Virtqueue {
   uint32_t outstanding() const { return uint32_t(popped_local_ - pushed_local_); }
   // Inflight heads still waiting to be resubmitted (recovery).
   size_t resubmit_pending() const { return resubmit_.size() - resubmit_pos_; }
+
+  // --- save / restore (owning reactor, or the control plane before the
+  // queue is handed to its reactor; only while outstanding() == 0) ---
+  RingState ring_state() const;
+  // Continues from `s` instead of the position the queue was started with:
+  // the next pop() takes s.resubmit first, then the avail entry at
+  // s.pos.last_avail_idx. Split rings: used->idx lives in guest memory and
+  // must equal s.pos.last_used_idx (a state saved before the ring moved on
+  // would make the device redo or skip requests); inflight tracking, when on,
+  // marks the resubmit heads again. Errors: kState (chains outstanding),
+  // kInvalidArgument (positions beyond the queue size, avail/used/resubmit
+  // counts that do not add up, heads out of range or repeated, resubmit
+  // heads on a packed ring, used index not matching the ring).
+  Status restore(const RingState& s);
 
   // --- stats ---
   // Any thread.

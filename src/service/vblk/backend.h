@@ -83,9 +83,12 @@ class Backend {
   virtual json io_stats() const = 0;
   // Per-queue ring state (§5.4): [{qid, state, hw_available_index, ...}].
   virtual void debug_stats(std::function<void(json)> done) = 0;
-  // Ring state of a suspended device (indices per queue) and back.
+  // Ring state of a suspended device, per queue (indices and the requests to
+  // process again), and back: after restore_state the device continues from
+  // the saved position. Errors: kState (not suspended), kInvalidArgument
+  // (malformed state, or one that does not fit the queues).
   virtual void save_state(std::function<void(Result<json>)> done) = 0;
-  virtual Status restore_state(const json& queues) = 0;
+  virtual void restore_state(const json& queues, std::function<void(Status)> done) = 0;
 };
 
 // Creates the device of controller `ctrl` with bdev `bdev` ("" = none; the

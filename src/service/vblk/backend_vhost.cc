@@ -80,14 +80,9 @@ class VhostBlkBackend final : public Backend {
     dev_->set_serial(vblk_id);
     cfg_.vblk_id = vblk_id;
     std::string name = desc ? desc->bdev().name() : "none";
-    auto alive = alive_;
-    // BlkDevice::attach_bdev resumes; a user-suspended controller is
-    // suspended again at once (see report: an attach-without-resume API
-    // would close that window).
-    dev_->attach_bdev(name, [this, alive, stay_suspended, done = std::move(done)](Status s) {
-      if (!*alive || !s || !stay_suspended) return done(s);
-      dev_->suspend([done] { done({}); });
-    });
+    // A controller the user suspended stays suspended throughout: the
+    // device never takes a request in between.
+    dev_->attach_bdev(name, !stay_suspended, std::move(done));
   }
 
   void detach_bdev(std::function<void()> done) override { dev_->detach_bdev(std::move(done)); }
@@ -121,29 +116,51 @@ class VhostBlkBackend final : public Backend {
     });
   }
 
+  // State file entries (one per queue): {qid, started, last_avail_idx,
+  // last_used_idx, inflight: [heads to resubmit]}; packed rings carry the
+  // wrap counter in bit 15 of both indices.
   void save_state(std::function<void(Result<json>)> done) override {
-    dev_->debug_stats([done = std::move(done)](std::vector<blk::BlkQueueDebugStats> v) {
+    dev_->save_state([done = std::move(done)](Result<std::vector<blk::BlkQueueState>> v) {
+      if (!v) return done(v.error());
       json a = json::array();
-      for (auto& q : v)
+      for (auto& q : *v)
         a.push_back({{"qid", q.qid},
-                     {"state", q.state},
-                     {"last_avail_idx", q.sw_available_index},
-                     {"last_used_idx", q.sw_used_index}});
+                     {"started", q.started},
+                     {"last_avail_idx", q.ring.pos.last_avail_idx},
+                     {"last_used_idx", q.ring.pos.last_used_idx},
+                     {"inflight", q.ring.resubmit}});
       done(a);
     });
   }
 
-  Status restore_state(const json& queues) override {
-    if (!queues.is_array() || queues.size() != cfg_.num_queues)
-      return make_error(Errc::kInvalidArgument, "state has " + std::to_string(queues.size()) +
-                                                    " queues, controller " + std::to_string(cfg_.num_queues));
-    for (auto& q : queues)
-      if (!q.is_object() || !q.contains("last_avail_idx") || !q["last_avail_idx"].is_number_unsigned())
-        return make_error(Errc::kInvalidArgument, "malformed queue entry in state");
-    // Over vhost-user the front-end owns the ring bases (SET_VRING_BASE on
-    // (re)connect, inflight region for resubmission): nothing to apply here.
-    VDPU_INFO("controller {}: state restored (ring bases come from the vhost-user front-end)", ctrl_);
-    return {};
+  void restore_state(const json& queues, std::function<void(Status)> done) override {
+    auto bad = [](const std::string& m) { return make_error(Errc::kInvalidArgument, "state: " + m); };
+    if (!queues.is_array()) return done(bad("queues must be an array"));
+    auto u16 = [](const json& j, const char* k, uint16_t* out) {
+      if (!j.contains(k) || !j[k].is_number_unsigned() || j[k].get<uint64_t>() > 0xffff) return false;
+      *out = uint16_t(j[k].get<uint64_t>());
+      return true;
+    };
+    std::vector<blk::BlkQueueState> st;
+    for (auto& q : queues) {
+      blk::BlkQueueState s;
+      if (!q.is_object() || !u16(q, "qid", &s.qid) || !u16(q, "last_avail_idx", &s.ring.pos.last_avail_idx) ||
+          !u16(q, "last_used_idx", &s.ring.pos.last_used_idx))
+        return done(bad("each queue needs qid, last_avail_idx and last_used_idx (0..65535)"));
+      if (q.contains("inflight")) {
+        if (!q["inflight"].is_array()) return done(bad("inflight must be an array of descriptor heads"));
+        for (auto& h : q["inflight"]) {
+          if (!h.is_number_unsigned() || h.get<uint64_t>() > 0xffff)
+            return done(bad("inflight must be an array of descriptor heads"));
+          s.ring.resubmit.push_back(uint16_t(h.get<uint64_t>()));
+        }
+      }
+      st.push_back(std::move(s));
+    }
+    dev_->restore_state(std::move(st), [ctrl = ctrl_, done = std::move(done)](Status s) {
+      if (s) VDPU_INFO("controller {}: ring state restored", ctrl);
+      done(s);
+    });
   }
 
  private:

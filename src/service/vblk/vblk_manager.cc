@@ -218,9 +218,11 @@ void Manager::resume(const std::string& ctrl, Done done) {
   if (!cr) return done(cr.error());
   Controller* c = *cr;
   if (!c->suspended) return done(make_error(Errc::kState, "controller " + ctrl + " is not suspended"));
-  c->user_suspended = false;
+  // A refused resume changes nothing: a controller the user suspended stays
+  // so through a later bdev_attach (§5.4).
   if (!c->desc && !c->bdev_name.empty())
     return done(make_error(Errc::kState, "controller " + ctrl + " has no bdev: attach one first"));
+  c->user_suspended = false;
   c->busy = true;
   c->be->resume([this, ctrl, done = std::move(done)](Status s) {
     Controller* c = find(ctrl);
@@ -446,22 +448,30 @@ void Manager::state_save(const std::string& ctrl, const std::string& file, Done 
   });
 }
 
-Status Manager::state_restore(const std::string& ctrl, const std::string& file) {
+// §5.4: restore the state of a suspended controller: the device continues
+// from the saved ring positions (and redoes what was in flight) on resume.
+void Manager::state_restore(const std::string& ctrl, const std::string& file, Done done) {
   auto cr = get(ctrl);
-  if (!cr) return cr.error();
+  if (!cr) return done(cr.error());
   Controller* c = *cr;
   if (!c->suspended)
-    return make_error(Errc::kState, "controller " + ctrl + " must be suspended to restore its state");
+    return done(make_error(Errc::kState, "controller " + ctrl + " must be suspended to restore its state"));
   std::ifstream f(file);
-  if (!f) return make_error(Errc::kNotFound, "cannot read " + file);
+  if (!f) return done(make_error(Errc::kNotFound, "cannot read " + file));
   json j = json::parse(f, nullptr, false);
   if (j.is_discarded() || !j.is_object() || j.value("version", 0) != 1 || !j.contains("queues") ||
       !j["queues"].is_array())
-    return make_error(Errc::kInvalidArgument, file + " is not a virtio-blk controller state file");
+    return done(make_error(Errc::kInvalidArgument, file + " is not a virtio-blk controller state file"));
   if (j.value("num_queues", 0) != c->cfg.num_queues || j.value("queue_size", 0) != c->cfg.queue_size)
-    return make_error(Errc::kInvalidArgument, "state in " + file +
-                                                  " was saved with a different num_queues/queue_size");
-  return c->be->restore_state(j["queues"]);
+    return done(make_error(Errc::kInvalidArgument,
+                           "state in " + file + " was saved with a different num_queues/queue_size"));
+  c->busy = true;
+  c->be->restore_state(j["queues"], [this, ctrl, file, done = std::move(done)](Status s) {
+    if (Controller* c = find(ctrl)) c->busy = false;
+    if (!s) return done(make_error(s.error().code, file + ": " + s.error().message));
+    VDPU_INFO("controller {}: state restored from {}", ctrl, file);
+    done({});
+  });
 }
 
 Status Manager::vfs_msix_reclaim(const std::string& ctrl) {

@@ -70,7 +70,7 @@ class Manager {
   Result<nlohmann::json> io_stats(const std::string& ctrl);
   void debug_stats(const std::string& ctrl, std::function<void(Result<nlohmann::json>)> done);
   void state_save(const std::string& ctrl, const std::string& file, Done done);
-  Status state_restore(const std::string& ctrl, const std::string& file);
+  void state_restore(const std::string& ctrl, const std::string& file, Done done);
   Status vfs_msix_reclaim(const std::string& ctrl);
 
   // --- §4.2 two-step hotplug ---

@@ -109,7 +109,7 @@ void controller_state_restore(const json& p, Responder r) {
   VBLK_GET(ctrl, ctrl_of(p));
   VBLK_GET(file, get_str(p, "filename"));
   if (!file) return r.error(rpc::kInvalidParams, "missing parameter 'filename'");
-  r.status(manager().state_restore(ctrl, *file));
+  manager().state_restore(ctrl, *file, reply_status(std::move(r)));
 }
 
 void controller_vfs_msix_reclaim(const json& p, Responder r) {

@@ -263,6 +263,17 @@ void BlkDevice::start_queue(uint16_t qid, const QueueConfig& cfg, std::function<
     return done(make_error(Errc::kInvalidArgument, "virtio-blk: queue features we did not offer"));
   auto q = std::make_unique<BlkQueue>(queue_params(qid));
   if (Status st = q->start(cfg); !st.ok()) return done(st);
+  if (s.restored) {
+    // virtio_blk_controller_state_restore: the saved position wins (once)
+    // over the one the transport started the queue with.
+    RingState rs = std::move(*s.restored);
+    s.restored.reset();
+    if (Status st = q->vq().restore(rs); !st.ok())
+      return done(make_error(st.error().code, "virtio-blk q" + std::to_string(qid) +
+                                                  ": restored state not applicable: " + st.error().message));
+    VDPU_INFO("virtio-blk q{}: continues from the restored state (avail {}, used {}, {} to resubmit)", qid,
+              rs.pos.last_avail_idx, rs.pos.last_used_idx, rs.resubmit.size());
+  }
   s.reactor = rt_.pick();
   s.q = std::move(q);
   BlkQueue* qp = s.q.get();
@@ -322,6 +333,7 @@ void BlkDevice::stop_queue(uint16_t qid, std::function<void(QueueState)> done) {
         s.base.discard_io_count += c.discard.load(std::memory_order_relaxed);
         s.base.write_zeroes_io_count += c.write_zeroes.load(std::memory_order_relaxed);
         s.base.error_count += c.errors.load(std::memory_order_relaxed);
+        s.last_stop = st;
         s.q.reset();
         s.stopping = false;
         auto waiters = std::move(s.stop_waiters);
@@ -376,10 +388,10 @@ void BlkDevice::detach_bdev(std::function<void()> done) {
   });
 }
 
-void BlkDevice::attach_bdev(const std::string& name, std::function<void(Status)> done) {
+void BlkDevice::attach_bdev(const std::string& name, bool resume_after, std::function<void(Status)> done) {
   if (desc_) return done(make_error(Errc::kBusy, "virtio-blk: bdev " + bdev_name() + " is attached"));
   if (name.empty() || name == "none") {
-    resume();
+    if (resume_after) resume();
     return done({});
   }
   bdev::Bdev* nb = bdev::Manager::get().find(name);
@@ -398,8 +410,8 @@ void BlkDevice::attach_bdev(const std::string& name, std::function<void(Status)>
       for (BlkQueue* q : g.queues) q->set_backend(x);
     }
     reply();
-  }, [this, done = std::move(done)] {
-    resume();
+  }, [this, resume_after, done = std::move(done)] {
+    if (resume_after) resume();
     done({});
   });
 }
@@ -474,6 +486,64 @@ void BlkDevice::debug_stats(std::function<void(std::vector<BlkQueueDebugStats>)>
     }
     reply();
   }, [out, done = std::move(done)] { done(std::move(*out)); });
+}
+
+void BlkDevice::save_state(std::function<void(Result<std::vector<BlkQueueState>>)> done) {
+  if (!suspended_) return done(make_error(Errc::kState, "virtio-blk: save the state of a suspended device"));
+  auto out = std::make_shared<std::vector<BlkQueueState>>(slots_.size());
+  auto err = std::make_shared<std::string>();
+  for (uint16_t i = 0; i < slots_.size(); ++i) {
+    BlkQueueState& q = (*out)[i];
+    q.qid = i;
+    q.started = slots_[i].q != nullptr;
+    if (slots_[i].restored) q.ring = *slots_[i].restored;
+    else q.ring.pos = slots_[i].last_stop;
+  }
+  broadcast(started_reactors(), [out, err](Group& g, std::function<void()> reply) {
+    for (BlkQueue* q : g.queues) {
+      // Suspended and drained: nothing outstanding, the position is exact.
+      if (q->outstanding())
+        *err = "queue " + std::to_string(q->qid()) + " has requests in flight";
+      (*out)[q->qid()].ring = q->vq().ring_state();
+    }
+    reply();
+  }, [out, err, done = std::move(done)] {
+    if (!err->empty()) return done(make_error(Errc::kState, "virtio-blk: " + *err));
+    done(std::move(*out));
+  });
+}
+
+void BlkDevice::restore_state(std::vector<BlkQueueState> st, std::function<void(Status)> done) {
+  if (!suspended_) return done(make_error(Errc::kState, "virtio-blk: restore the state of a suspended device"));
+  if (st.size() != slots_.size())
+    return done(make_error(Errc::kInvalidArgument, "virtio-blk: state of " + std::to_string(st.size()) +
+                                                       " queues for a device with " +
+                                                       std::to_string(slots_.size())));
+  std::vector<bool> seen(slots_.size(), false);
+  for (auto& q : st) {
+    if (q.qid >= slots_.size() || seen[q.qid])
+      return done(make_error(Errc::kInvalidArgument, "virtio-blk: bad or repeated queue id " +
+                                                         std::to_string(q.qid) + " in the state"));
+    seen[q.qid] = true;
+  }
+  // Running (suspended) queues take it now, on their reactors; the others
+  // at their next start, once every running queue accepted its part.
+  auto apply = std::make_shared<std::vector<RingState>>(slots_.size());
+  for (auto& q : st) (*apply)[q.qid] = q.ring;
+  auto err = std::make_shared<std::string>();
+  broadcast(started_reactors(), [apply, err](Group& g, std::function<void()> reply) {
+    for (BlkQueue* q : g.queues)
+      if (Status r = q->vq().restore((*apply)[q->qid()]); !r.ok())
+        *err = "q" + std::to_string(q->qid()) + ": " + r.error().message;
+    reply();
+  }, [this, apply, err, done = std::move(done)] {
+    if (!err->empty()) return done(make_error(Errc::kInvalidArgument, "virtio-blk: " + *err));
+    for (uint16_t i = 0; i < slots_.size(); ++i) {
+      if (slots_[i].q) slots_[i].restored.reset();
+      else slots_[i].restored = (*apply)[i];
+    }
+    done({});
+  });
 }
 
 }  // namespace vdpu::virtio::blk

@@ -22,6 +22,7 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,16 @@ struct BlkQueueDebugStats {
   uint16_t hw_used_index = 0, sw_used_index = 0;
   uint64_t hw_received_descs = 0, hw_completed_descs = 0;
 };
+// One queue's saved position (virtio_blk_controller_state_save, snap spec
+// §5.4). started: the queue was running (suspended) when saved; a queue
+// that was not running reports where it stopped last (or its pending
+// restored state).
+struct BlkQueueState {
+  uint16_t qid = 0;
+  bool started = false;
+  RingState ring;
+};
+
 // SNAP response bodies: {"queues": [...], "read_io_count": Σ, ...} (the
 // service adds "ctrl_id").
 nlohmann::json io_stats_json(const std::vector<BlkQueueIoStats>& v);
@@ -108,9 +119,12 @@ class BlkDevice final : public Device {
   // suspended (SNAP bdev_detach semantics). No bdev: done at once.
   void detach_bdev(std::function<void()> done);
   // Opens `bdev` ("none": no bdev, I/O fails with IOERR), creates channels
-  // on the queues' reactors, then resumes. Errors: kBusy (a bdev is attached,
-  // or the block size differs while queues run), kNotFound.
-  void attach_bdev(const std::string& bdev, std::function<void(Status)> done);
+  // on the queues' reactors, then resumes if `resume` (SNAP bdev_attach
+  // resumes what bdev_detach suspended, not a controller the user suspended:
+  // then the device stays suspended throughout, no request is taken).
+  // Errors: kBusy (a bdev is attached, or the block size differs while
+  // queues run), kNotFound.
+  void attach_bdev(const std::string& bdev, bool resume, std::function<void(Status)> done);
   // Stops every started queue (device destroy); done with their states.
   void stop_all(std::function<void()> done);
   // Serial for GET_ID (vblk_id on bdev_attach); applies to queues started later.
@@ -127,6 +141,16 @@ class BlkDevice final : public Device {
   // Per-queue ring state, gathered on the queues' reactors.
   void debug_stats(std::function<void(std::vector<BlkQueueDebugStats>)> done);
 
+  // State save/restore of a suspended device (snap spec §5.4). save_state
+  // gathers every queue's position; restore_state makes the device continue
+  // from `st`: running (suspended) queues take it at once on their reactors,
+  // the others when they are next started (it then wins, once, over the
+  // position the transport starts them with). Errors: kState (not
+  // suspended), kInvalidArgument (queue count or ids do not match, or
+  // Virtqueue::restore refuses a position).
+  void save_state(std::function<void(Result<std::vector<BlkQueueState>>)> done);
+  void restore_state(std::vector<BlkQueueState> st, std::function<void(Status)> done);
+
  private:
   struct Group;  // this device's queues + bdev channel on one reactor
   struct Slot {
@@ -135,6 +159,8 @@ class BlkDevice final : public Device {
     bool stopping = false;
     std::vector<std::function<void(QueueState)>> stop_waiters;  // repeated stop_queue calls
     BlkQueueIoStats base;  // counters of earlier runs of this queue
+    QueueState last_stop;  // where the queue stood when it last stopped
+    std::optional<RingState> restored;  // applied at the next start_queue
   };
 
   BlkDevice(const BlkOptions& opts, rt::Runtime& rt);

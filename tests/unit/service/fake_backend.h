@@ -87,9 +87,9 @@ class FakeBackend : public Backend {
       a.push_back({{"qid", q}, {"last_avail_idx", 7 * q}, {"last_used_idx", 7 * q}});
     done(a);
   }
-  Status restore_state(const json& q) override {
+  void restore_state(const json& q, std::function<void(Status)> done) override {
     s_->restored = q;
-    return {};
+    done({});
   }
 
  private:

@@ -194,6 +194,29 @@ TEST_F(VblkTest, AttachKeepsUserSuspension) {
   EXPECT_TRUE(mgr_->find("VblkCtrl1")->suspended);
 }
 
+// §5.4: bdev_attach resumes what bdev_detach suspended, and only that.
+TEST_F(VblkTest, AttachResumesOnlyWhatDetachSuspended) {
+  CreateRequest r = req();
+  r.suspended = true;  // suspended by the user from the start
+  ASSERT_TRUE(mgr_->create(r).ok());
+  ASSERT_TRUE(run([&](Done d) { mgr_->bdev_detach("VblkCtrl1", d); }).ok());
+  ASSERT_TRUE(run([&](Done d) { mgr_->bdev_attach("VblkCtrl1", "Malloc1", {}, d); }).ok());
+  EXPECT_TRUE(mgr_->find("VblkCtrl1")->suspended);
+  EXPECT_TRUE(fakes_["VblkCtrl1"].suspended);  // the device was told to stay suspended
+  // Suspended by the user while detached: stays suspended too.
+  ASSERT_TRUE(run([&](Done d) { mgr_->resume("VblkCtrl1", d); }).ok());
+  ASSERT_TRUE(run([&](Done d) { mgr_->bdev_detach("VblkCtrl1", d); }).ok());
+  ASSERT_TRUE(run([&](Done d) { mgr_->suspend("VblkCtrl1", false, d); }).ok());
+  ASSERT_TRUE(run([&](Done d) { mgr_->bdev_attach("VblkCtrl1", "Malloc0", {}, d); }).ok());
+  EXPECT_TRUE(mgr_->find("VblkCtrl1")->suspended);
+  // Resumed by the user, then detached: the attach resumes.
+  ASSERT_TRUE(run([&](Done d) { mgr_->resume("VblkCtrl1", d); }).ok());
+  ASSERT_TRUE(run([&](Done d) { mgr_->bdev_detach("VblkCtrl1", d); }).ok());
+  ASSERT_TRUE(run([&](Done d) { mgr_->bdev_attach("VblkCtrl1", "Malloc1", {}, d); }).ok());
+  EXPECT_FALSE(mgr_->find("VblkCtrl1")->suspended);
+  EXPECT_FALSE(fakes_["VblkCtrl1"].suspended);
+}
+
 TEST_F(VblkTest, HotRemovedBdevDetachesController) {
   ASSERT_TRUE(mgr_->create(req()).ok());
   bool gone = false;
@@ -265,16 +288,22 @@ TEST_F(VblkTest, StateSaveRestoreNeedSuspended) {
   EXPECT_EQ(code(run([&](Done d) { mgr_->state_save("VblkCtrl1", file, d); })), Errc::kState);
   ASSERT_TRUE(run([&](Done d) { mgr_->suspend("VblkCtrl1", false, d); }).ok());
   ASSERT_TRUE(run([&](Done d) { mgr_->state_save("VblkCtrl1", file, d); }).ok());
-  ASSERT_TRUE(mgr_->state_restore("VblkCtrl1", file).ok());
+  auto restore = [&](const std::string& f) {
+    return run([&](Done d) { mgr_->state_restore("VblkCtrl1", f, d); });
+  };
+  ASSERT_TRUE(restore(file).ok());
   EXPECT_EQ(fakes_["VblkCtrl1"].restored.size(), 2u);
-  EXPECT_EQ(code(mgr_->state_restore("VblkCtrl1", (dir_ / "none.json").string())), Errc::kNotFound);
+  EXPECT_EQ(fakes_["VblkCtrl1"].restored[1]["last_avail_idx"], 7);  // what was saved is applied
+  EXPECT_EQ(code(restore((dir_ / "none.json").string())), Errc::kNotFound);
   std::ofstream((dir_ / "bad.json").string()) << "{\"version\": 1}";
-  EXPECT_EQ(code(mgr_->state_restore("VblkCtrl1", (dir_ / "bad.json").string())), Errc::kInvalidArgument);
+  EXPECT_EQ(code(restore((dir_ / "bad.json").string())), Errc::kInvalidArgument);
   EXPECT_EQ(code(run([&](Done d) { mgr_->state_save("VblkCtrl1", "/nonexistent-dir/x.json", d); })),
             Errc::kIo);
   // Saved with 2 queues: refused on a controller with another queue count.
   ASSERT_TRUE(run([&](Done d) { mgr_->modify("VblkCtrl1", 3, {}, d); }).ok());
-  EXPECT_EQ(code(mgr_->state_restore("VblkCtrl1", file)), Errc::kInvalidArgument);
+  EXPECT_EQ(code(restore(file)), Errc::kInvalidArgument);
+  ASSERT_TRUE(run([&](Done d) { mgr_->resume("VblkCtrl1", d); }).ok());
+  EXPECT_EQ(code(restore(file)), Errc::kState);  // a running controller is refused
 }
 
 TEST_F(VblkTest, TwoStepHotplug) {

@@ -291,15 +291,15 @@ TEST_F(BlkDeviceTest, DetachStallsAttachResumes) {
   EXPECT_TRUE(dev_->suspended());
   EXPECT_EQ(dev_->bdev_name(), "");
   Req r = add(mem, q, VIRTIO_BLK_T_IN, 0, 512, true);
-  Status busy = wait<Status>([&](auto done) { dev_->attach_bdev("nope", [done](Status s) { done(s); }); });
+  Status busy = wait<Status>([&](auto done) { dev_->attach_bdev("nope", true, [done](Status s) { done(s); }); });
   EXPECT_FALSE(busy.ok());
   EXPECT_EQ(st(mem, r), 0xff) << "stalled while detached";
-  Status s = wait<Status>([&](auto done) { dev_->attach_bdev("vb1", [done](Status s) { done(s); }); });
+  Status s = wait<Status>([&](auto done) { dev_->attach_bdev("vb1", true, [done](Status s) { done(s); }); });
   ASSERT_TRUE(s.ok()) << s.error().message;
   ASSERT_TRUE(wait_used(q));
   EXPECT_EQ(st(mem, r), VIRTIO_BLK_S_OK);
   EXPECT_EQ(*mem.hva(r.data), 0x99) << "served by the new bdev";
-  Status again = wait<Status>([&](auto done) { dev_->attach_bdev("vb0", [done](Status s) { done(s); }); });
+  Status again = wait<Status>([&](auto done) { dev_->attach_bdev("vb0", true, [done](Status s) { done(s); }); });
   EXPECT_EQ(again.error().code, Errc::kBusy);
 }
 
@@ -310,7 +310,7 @@ TEST_F(BlkDeviceTest, AttachRefusesOtherBlockSizeWhileRunning) {
   TestDriverQueue q(mem, 32, false);
   ASSERT_TRUE(start_queue(0, q.config()).ok());
   wait<int>([&](auto done) { dev_->detach_bdev([done] { done(0); }); });
-  Status s = wait<Status>([&](auto done) { dev_->attach_bdev("vb4k", [done](Status s) { done(s); }); });
+  Status s = wait<Status>([&](auto done) { dev_->attach_bdev("vb4k", true, [done](Status s) { done(s); }); });
   EXPECT_EQ(s.error().code, Errc::kBusy);
 }
 
@@ -400,6 +400,101 @@ TEST_F(BlkDeviceEventTest, KickWakesSleepingReactorAndCallFires) {
   wait<int>([&](auto done) { dev_->stop_all([done] { done(0); }); });
   close(kick);
   close(call);
+}
+
+// bdev_attach of a controller the user suspended (snap spec §5.4: attach
+// resumes what bdev_detach suspended, nothing more): the device stays
+// suspended through the attach and takes no request until resumed.
+TEST_F(BlkDeviceTest, AttachWithoutResumeStaysSuspended) {
+  add_bdev("vb0");
+  VecBdev* b1 = add_bdev("vb1");
+  create(BlkOptions{}, "vb0");
+  TestDriverQueue q(mem, 32, false);
+  ASSERT_TRUE(start_queue(0, q.config()).ok());
+  wait<int>([&](auto done) { dev_->suspend([done] { done(0); }); });      // the user's suspend
+  wait<int>([&](auto done) { dev_->detach_bdev([done] { done(0); }); });
+  Req r = add(mem, q, VIRTIO_BLK_T_IN, 0, 512, true);
+  Status s = wait<Status>([&](auto done) { dev_->attach_bdev("vb1", false, [done](Status s) { done(s); }); });
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_TRUE(dev_->suspended());
+  EXPECT_EQ(dev_->bdev_name(), "vb1");
+  // debug_stats runs on the queue's reactor after the attach: by then a
+  // resumed queue would have been running.
+  auto d = wait<std::vector<BlkQueueDebugStats>>([&](auto done) { dev_->debug_stats(done); });
+  EXPECT_EQ(d[0].state, "SUSPENDED");
+  EXPECT_EQ(b1->submitted.load(), 0u);
+  EXPECT_EQ(st(mem, r), 0xff);
+  on_main([&] { dev_->resume(); });
+  ASSERT_TRUE(wait_used(q));
+  EXPECT_EQ(st(mem, r), VIRTIO_BLK_S_OK);
+  EXPECT_EQ(b1->submitted.load(), 1u);
+}
+
+// state_save / state_restore: a queue started again by a front-end that
+// knows nothing of the ring (base 0) continues from the saved state instead
+// of redoing the requests it had completed.
+TEST_F(BlkDeviceTest, RestoredStateContinuesWhereTheQueueStopped) {
+  VecBdev* b = add_bdev("vb0");
+  create(BlkOptions{}, "vb0");
+  TestDriverQueue q(mem, 32, false);
+  ASSERT_TRUE(start_queue(0, q.config()).ok());
+  for (int i = 0; i < 3; ++i) {
+    add(mem, q, VIRTIO_BLK_T_IN, uint64_t(i), 512, true);
+    ASSERT_TRUE(wait_used(q));
+  }
+  // Saving needs a suspended device.
+  auto running = wait<Result<std::vector<BlkQueueState>>>([&](auto done) { dev_->save_state(done); });
+  EXPECT_EQ(running.error().code, Errc::kState);
+  wait<int>([&](auto done) { dev_->suspend([done] { done(0); }); });
+  auto saved = wait<Result<std::vector<BlkQueueState>>>([&](auto done) { dev_->save_state(done); });
+  ASSERT_TRUE(saved.ok()) << saved.error().message;
+  ASSERT_EQ(saved->size(), 1u);
+  EXPECT_TRUE((*saved)[0].started);
+  EXPECT_EQ((*saved)[0].ring.pos.last_avail_idx, 3);
+  EXPECT_EQ((*saved)[0].ring.pos.last_used_idx, 3);
+  EXPECT_TRUE((*saved)[0].ring.resubmit.empty());
+
+  // The transport goes away and comes back with base 0 (a new front-end).
+  wait<QueueState>([&](auto done) { dev_->stop_queue(0, done); });
+  Status rs = wait<Status>([&](auto done) { dev_->restore_state(*saved, done); });
+  ASSERT_TRUE(rs.ok()) << rs.error().message;
+  ASSERT_TRUE(start_queue(0, q.config()).ok());  // config(): last_avail_idx 0
+  on_main([&] { dev_->resume(); });
+  Req r = add(mem, q, VIRTIO_BLK_T_IN, 7, 512, true);
+  ASSERT_TRUE(wait_used(q));
+  EXPECT_EQ(st(mem, r), VIRTIO_BLK_S_OK);
+  auto d = wait<std::vector<BlkQueueDebugStats>>([&](auto done) { dev_->debug_stats(done); });
+  EXPECT_EQ(d[0].sw_available_index, 4);
+  EXPECT_EQ(d[0].sw_used_index, 4);
+  EXPECT_EQ(b->submitted.load(), 4u) << "requests 0..2 were redone";
+  EXPECT_EQ(dev_->io_stats()[0].read_io_count, 4u);
+}
+
+TEST_F(BlkDeviceTest, RestoreRefusesStatesThatDoNotFit) {
+  add_bdev("vb0");
+  BlkOptions o;
+  o.num_queues = 2;
+  create(o, "vb0");
+  TestDriverQueue q(mem, 32, false);
+  ASSERT_TRUE(start_queue(0, q.config()).ok());
+  add(mem, q, VIRTIO_BLK_T_IN, 0, 512, true);
+  ASSERT_TRUE(wait_used(q));
+  auto restore = [&](std::vector<BlkQueueState> st) {
+    return wait<Status>([&](auto done) { dev_->restore_state(st, done); });
+  };
+  BlkQueueState q0{0, true, {{1, 1}, {}}}, q1{1, false, {{0, 0}, {}}};
+  EXPECT_EQ(restore({q0, q1}).error().code, Errc::kState);  // running
+  wait<int>([&](auto done) { dev_->suspend([done] { done(0); }); });
+  EXPECT_EQ(restore({q0}).error().code, Errc::kInvalidArgument);      // queue count
+  EXPECT_EQ(restore({q0, q0}).error().code, Errc::kInvalidArgument);  // repeated id
+  BlkQueueState stale{0, true, {{0, 0}, {}}};  // saved before the ring moved on
+  EXPECT_EQ(restore({stale, q1}).error().code, Errc::kInvalidArgument);
+  EXPECT_TRUE(restore({q0, q1}).ok());
+  // The queue that was not running takes its state when it starts.
+  auto s = wait<Result<std::vector<BlkQueueState>>>([&](auto done) { dev_->save_state(done); });
+  ASSERT_TRUE(s.ok());
+  EXPECT_FALSE((*s)[1].started);
+  EXPECT_EQ((*s)[0].ring.pos.last_avail_idx, 1);
 }
 
 }  // namespace
