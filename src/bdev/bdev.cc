@@ -333,8 +333,21 @@ void Manager::hot_remove(const std::string& name, std::function<void()> done) {
   maybe_finish_remove(b);
 }
 
+namespace {
+std::vector<std::function<json()>>& module_configs() {
+  static std::vector<std::function<json()>> v;
+  return v;
+}
+}  // namespace
+
+void Manager::register_module_config(std::function<json()> fn) { module_configs().push_back(std::move(fn)); }
+
 json Manager::write_config() const {
   json a = json::array();
+  for (auto& fn : module_configs()) {
+    json c = fn();
+    if (!c.is_null()) a.push_back(std::move(c));
+  }
   for (auto& [n, b] : bdevs_) {
     json c = b->write_config();
     if (!c.is_null()) a.push_back(std::move(c));

@@ -243,8 +243,13 @@ class Manager {
   // not, then destroys the bdev once all are closed.
   void hot_remove(const std::string& name, std::function<void()> done = nullptr);
 
-  // JSON config of every bdev ("bdev" subsystem of save_config).
+  // JSON config of every bdev ("bdev" subsystem of save_config), after the
+  // module-wide settings of register_module_config.
   json write_config() const;
+  // A module's global settings for save_config, written before any bdev
+  // (as SPDK writes bdev_nvme_set_options first): fn returns one
+  // {"method":…, "params":…} object, or null. Static registration only.
+  static void register_module_config(std::function<json()> fn);
   // Removes all bdevs (shutdown).
   void clear();
 
