@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "nvme/controller.h"
+#include "nvme/identify.h"
 
 namespace vdpu::nvme {
 
@@ -67,6 +68,10 @@ void Controller::build_identify_ctrl(IdentifyController& id) const {
 }
 
 void Controller::build_identify_ns(const Namespace& ns, IdentifyNamespace& id) const {
+  fill_identify_ns(ns, id);
+}
+
+void fill_identify_ns(const Namespace& ns, IdentifyNamespace& id) {
   std::memset(&id, 0, sizeof(id));
   const bdev::Bdev& b = ns.bdev();
   id.nsze = id.ncap = id.nuse = b.num_blocks();
@@ -80,47 +85,52 @@ void Controller::build_identify_ns(const Namespace& ns, IdentifyNamespace& id) c
 }
 
 void Controller::adm_identify(Request& r) {
-  const SqEntry& c = r.cmd;
+  alignas(8) uint8_t buf[4096];
+  IdentifyContext ctx{subsys_, ns_, [this](IdentifyController& id) { build_identify_ctrl(id); }};
+  if (uint16_t st = build_identify(r.cmd, ctx, buf)) return admin_complete(r, st);
+  admin_complete(r, copy_to_host(r, buf, sizeof(buf)) | 0);
+}
+
+uint16_t build_identify(const SqEntry& c, const IdentifyContext& ctx, uint8_t* buf) {
   uint8_t cns = uint8_t(c.cdw10 & 0xff);
   uint8_t csi = uint8_t(c.cdw11 >> 24);
   uint32_t nsid = c.nsid;
-  alignas(8) uint8_t buf[4096];
-  std::memset(buf, 0, sizeof(buf));
+  std::memset(buf, 0, 4096);
   auto find_active = [&](uint32_t id) -> Namespace* {
-    for (Namespace* ns : ns_)
+    for (Namespace* ns : ctx.active)
       if (ns->nsid() == id) return ns;
     return nullptr;
   };
   // NSID validity for namespace-scoped CNS values (Base 2.0 §5.17.1): 0,
   // FFFFFFFFh (no NS management) and NSIDs above NN are invalid; a valid but
   // inactive NSID returns a zero-filled structure.
-  auto nsid_valid = [&](uint32_t id) { return id != 0 && id <= subsys_.nn(); };
+  auto nsid_valid = [&](uint32_t id) { return id != 0 && id <= ctx.subsys.nn(); };
   auto active_list = [&](uint32_t after) {
     if (after >= 0xfffffffe) return false;
     uint32_t n = 0;
-    for (Namespace* ns : ns_)
+    for (Namespace* ns : ctx.active)
       if (ns->nsid() > after && n < 1024) put_le32(buf + 4 * n++, ns->nsid());
     return true;
   };
   switch (cns) {
     case kCnsController:
-      build_identify_ctrl(*reinterpret_cast<IdentifyController*>(buf));
+      ctx.build_ctrl(*reinterpret_cast<IdentifyController*>(buf));
       break;
     case kCnsNamespace:
-      if (!nsid_valid(nsid)) return admin_complete(r, sc::kInvalidNamespaceOrFormat | kStatusDnr);
+      if (!nsid_valid(nsid)) return (sc::kInvalidNamespaceOrFormat | kStatusDnr);
       if (Namespace* ns = find_active(nsid))
-        build_identify_ns(*ns, *reinterpret_cast<IdentifyNamespace*>(buf));
+        fill_identify_ns(*ns, *reinterpret_cast<IdentifyNamespace*>(buf));
       break;
     case kCnsActiveNsList:
-      if (!active_list(nsid)) return admin_complete(r, sc::kInvalidNamespaceOrFormat | kStatusDnr);
+      if (!active_list(nsid)) return (sc::kInvalidNamespaceOrFormat | kStatusDnr);
       break;
     case kCnsCsiActiveNsList:
-      if (csi != kCsiNvm) return admin_complete(r, sc::kInvalidField | kStatusDnr);
-      if (!active_list(nsid)) return admin_complete(r, sc::kInvalidNamespaceOrFormat | kStatusDnr);
+      if (csi != kCsiNvm) return (sc::kInvalidField | kStatusDnr);
+      if (!active_list(nsid)) return (sc::kInvalidNamespaceOrFormat | kStatusDnr);
       break;
     case kCnsNsIdDescriptors: {
       Namespace* ns = nsid_valid(nsid) ? find_active(nsid) : nullptr;
-      if (!ns) return admin_complete(r, sc::kInvalidNamespaceOrFormat | kStatusDnr);
+      if (!ns) return (sc::kInvalidNamespaceOrFormat | kStatusDnr);
       // Figure 279/280: NIDT, NIDL, 2 reserved bytes, NID.
       size_t o = 0;
       auto add = [&](uint8_t t, const void* p, uint8_t l) {
@@ -139,11 +149,11 @@ void Controller::adm_identify(Request& r) {
     case kCnsCsiNamespace:
       // NVM 1.0 Figure 99 (I/O command set specific Identify Namespace): no
       // protection information, no extended LBA formats: all zero.
-      if (csi != kCsiNvm) return admin_complete(r, sc::kInvalidField | kStatusDnr);
-      if (!nsid_valid(nsid)) return admin_complete(r, sc::kInvalidNamespaceOrFormat | kStatusDnr);
+      if (csi != kCsiNvm) return (sc::kInvalidField | kStatusDnr);
+      if (!nsid_valid(nsid)) return (sc::kInvalidNamespaceOrFormat | kStatusDnr);
       break;
     case kCnsCsiController: {
-      if (csi != kCsiNvm) return admin_complete(r, sc::kInvalidField | kStatusDnr);
+      if (csi != kCsiNvm) return (sc::kInvalidField | kStatusDnr);
       auto* id = reinterpret_cast<IdentifyControllerNvm*>(buf);
       id->vsl = 0;    // Verify not supported
       id->wzsl = 0;   // Write Zeroes: no size limit beyond the LBA range
@@ -154,7 +164,7 @@ void Controller::adm_identify(Request& r) {
       break;
     }
     case kCnsCsIndependentNamespace: {
-      if (!nsid_valid(nsid)) return admin_complete(r, sc::kInvalidNamespaceOrFormat | kStatusDnr);
+      if (!nsid_valid(nsid)) return (sc::kInvalidNamespaceOrFormat | kStatusDnr);
       // Base 2.0 Figure 281: NSFEAT, NMIC, RESCAP, FPI, ANAGRPID, NSATTR,
       // NVMSETID, ENDGID, NSTAT (bit 0: namespace ready).
       if (Namespace* ns = find_active(nsid)) buf[14] = ns->ready() ? 1 : 0;
@@ -165,9 +175,9 @@ void Controller::adm_identify(Request& r) {
       put_le64(buf, 1);
       break;
     default:
-      return admin_complete(r, sc::kInvalidField | kStatusDnr);
+      return (sc::kInvalidField | kStatusDnr);
   }
-  admin_complete(r, copy_to_host(r, buf, sizeof(buf)) | 0);
+  return sc::kSuccess;
 }
 
 }  // namespace vdpu::nvme

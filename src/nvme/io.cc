@@ -6,6 +6,7 @@
 
 #include "base/log.h"
 #include "nvme/dataptr.h"
+#include "nvme/nvm_cmd.h"
 #include "nvme/queues.h"
 
 namespace vdpu::nvme {
@@ -17,20 +18,7 @@ using bdev::IoType;
 
 QueueGroup& group_of(Request& r) { return *r.sq->group; }
 
-uint16_t status_from_bdev(IoStatus st, IoType t) {
-  switch (st) {
-    case IoStatus::kSuccess: return sc::kSuccess;
-    case IoStatus::kMiscompare: return sc::kCompareFailure;
-    case IoStatus::kOutOfRange: return sc::kLbaOutOfRange;
-    case IoStatus::kAborted: return sc::kAbortRequested;
-    case IoStatus::kUnsupported: return sc::kInvalidField;
-    case IoStatus::kFailed:
-      if (t == IoType::kRead) return sc::kUnrecoveredReadError;
-      if (t == IoType::kWrite || t == IoType::kWriteZeroes) return sc::kWriteFault;
-      return sc::kInternalError;
-    default: return sc::kInternalError;
-  }
-}
+uint16_t status_from_bdev(IoStatus st, IoType t) { return nvm_status_from_bdev(st, t); }
 
 void account(Request& r, IoType t, uint64_t bytes) {
   QueueStats& s = r.sq->stats();
@@ -90,20 +78,14 @@ void rw(QueueGroup& g, Request& r, IoType t) {
   NsSlot* ns = resolve_ns(g, r);
   if (!ns) return;
   const SqEntry& c = r.cmd;
-  uint64_t slba = uint64_t(c.cdw10) | (uint64_t(c.cdw11) << 32);
-  uint64_t nlb = uint64_t(c.cdw12 & 0xffff) + 1;  // 0-based
-  if (!lba_range_ok(*ns, slba, nlb)) {
-    g.complete(r, sc::kLbaOutOfRange | kStatusDnr);
+  NvmIo d;
+  if (uint16_t st = nvm_decode_range(c, t, {ns->lba_shift, ns->num_blocks}, g.cfg().max_xfer, &d)) {
+    g.complete(r, st);
     return;
   }
-  uint64_t len = nlb << ns->lba_shift;
-  // Base 2.0 §5.15.2.1 (MDTS): larger transfers are Invalid Field in Command.
-  if (g.cfg().max_xfer && len > g.cfg().max_xfer) {
-    g.complete(r, sc::kInvalidField | kStatusDnr);
-    return;
-  }
+  const uint64_t slba = d.slba, nlb = d.nlb;
   DataMapArgs a;
-  a.len = len;
+  a.len = d.len;
   a.page_size = g.cfg().page_size;
   a.allow_sgl = g.cfg().sgl;
   a.device_writes = t == IoType::kRead;
@@ -226,6 +208,34 @@ void dataset_management(QueueGroup& g, Request& r) {
 }
 
 }  // namespace
+
+uint16_t nvm_status_from_bdev(IoStatus st, IoType t) noexcept {
+  switch (st) {
+    case IoStatus::kSuccess: return sc::kSuccess;
+    case IoStatus::kMiscompare: return sc::kCompareFailure;
+    case IoStatus::kOutOfRange: return sc::kLbaOutOfRange;
+    case IoStatus::kAborted: return sc::kAbortRequested;
+    case IoStatus::kUnsupported: return sc::kInvalidField;
+    case IoStatus::kFailed:
+      if (t == IoType::kRead) return sc::kUnrecoveredReadError;
+      if (t == IoType::kWrite || t == IoType::kWriteZeroes) return sc::kWriteFault;
+      return sc::kInternalError;
+    default: return sc::kInternalError;
+  }
+}
+
+uint16_t nvm_decode_range(const SqEntry& c, IoType t, const NvmNsGeometry& ns, uint64_t max_xfer,
+                          NvmIo* out) noexcept {
+  out->type = t;
+  out->slba = uint64_t(c.cdw10) | (uint64_t(c.cdw11) << 32);
+  out->nlb = uint64_t(c.cdw12 & 0xffff) + 1;  // 0-based
+  if (out->nlb > ns.num_blocks || out->slba > ns.num_blocks - out->nlb)
+    return sc::kLbaOutOfRange | kStatusDnr;
+  const bool moves_data = t == IoType::kRead || t == IoType::kWrite || t == IoType::kCompare;
+  out->len = moves_data ? out->nlb << ns.lba_shift : 0;
+  if (moves_data && max_xfer && out->len > max_xfer) return sc::kInvalidField | kStatusDnr;
+  return sc::kSuccess;
+}
 
 uint32_t io_effects(uint8_t opc, const GroupConfig& cfg) {
   constexpr uint32_t kRead = kCseCsupp, kWrite = kCseCsupp | kCseLbcc;

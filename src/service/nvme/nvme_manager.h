@@ -59,6 +59,14 @@ struct TransportHandler {
   std::function<Status(const json& opts)> create;
   std::function<void(nv::Subsystem&, const ListenAddress&, Done)> listen;
   std::function<void(nv::Subsystem&, const ListenAddress&, Done)> stop_listen;
+  // Optional: disconnect every host of the subsystem (before one of its
+  // namespaces goes away); done when nothing of it is in use.
+  std::function<void(nv::Subsystem&, std::function<void()>)> disconnect;
+  // Optional: this transport's entry of nvmf_get_stats "transports".
+  std::function<json()> stats;
+  // Optional: closes every listener and connection (daemon shutdown, before
+  // the subsystems and bdevs go away).
+  std::function<void(std::function<void()>)> shutdown;
 };
 // Start-up only (static registration). Duplicate trtype aborts.
 void register_transport(TransportHandler h);
@@ -72,6 +80,7 @@ struct Subsys {
   uint32_t max_namespaces = 0;
   uint32_t min_cntlid = 1, max_cntlid = 0xffef;
   std::vector<ListenAddress> listeners;
+  std::vector<std::string> hosts;  // nvmf_subsystem_add_host (NVMe-oF transports)
 };
 
 struct Ctrl {
@@ -162,6 +171,12 @@ class Manager {
   void nvmf_add_listener(const std::string& nqn, ListenAddress a, Done done);
   void nvmf_remove_listener(const std::string& nqn, const ListenAddress& a, Done done);
   Result<json> nvmf_get_subsystems(const std::optional<std::string>& nqn) const;
+  // Host access of NVMe-oF transports (SPDK nvmf_subsystem_add_host,
+  // _remove_host, _allow_any_host). kNotFound, kExists, kInvalidArgument.
+  Status nvmf_add_host(const std::string& nqn, const std::string& host);
+  Status nvmf_remove_host(const std::string& nqn, const std::string& host);
+  Status nvmf_allow_any_host(const std::string& nqn, bool allow);
+  bool host_allowed(const std::string& nqn, const std::string& host) const;
   json nvmf_get_stats() const;
   Result<json> nvmf_get_namespaces(const std::string& nqn) const;
   // Canonical trtype of a user spelling ("doca", "vfio_user" -> "DOCA"), or "".

@@ -116,6 +116,29 @@ void remove_ns(const json& p, Responder r) {
   manager().nvmf_remove_ns(nqn, uint32_t(*nsid), reply_status(std::move(r)));
 }
 
+// ---------------------------------------------------------------- hosts
+
+void add_host(const json& p, Responder r) {
+  NVMF_GET(nqn, req_str(p, "nqn"));
+  NVMF_GET(host, req_str(p, "host"));
+  NVMF_GET(psk, get_str(p, "psk"));
+  if (psk && !psk->empty())
+    return r.error(Error{Errc::kUnsupported, "TLS (psk) is not supported by this target"});
+  r.status(manager().nvmf_add_host(nqn, host));
+}
+
+void remove_host(const json& p, Responder r) {
+  NVMF_GET(nqn, req_str(p, "nqn"));
+  NVMF_GET(host, req_str(p, "host"));
+  r.status(manager().nvmf_remove_host(nqn, host));
+}
+
+void allow_any_host(const json& p, Responder r) {
+  NVMF_GET(nqn, req_str(p, "nqn"));
+  NVMF_GET(any, get_flag(p, "allow_any_host"));
+  r.status(manager().nvmf_allow_any_host(nqn, any));
+}
+
 void get_namespaces(const json& p, Responder r) {
   NVMF_GET(nqn, req_str(p, "nqn"));
   NVMF_GET(list, manager().nvmf_get_namespaces(nqn));
@@ -203,6 +226,9 @@ VDPU_RPC_REGISTER("nvmf_subsystem_get_ns_stats", get_ns_stats, rpc::kRuntime);
 VDPU_RPC_REGISTER("nvmf_subsystem_add_listener", add_listener, rpc::kRuntime);
 VDPU_RPC_REGISTER("nvmf_subsystem_remove_listener", remove_listener, rpc::kRuntime);
 VDPU_RPC_REGISTER("nvmf_get_stats", get_stats, rpc::kRuntime);
+VDPU_RPC_REGISTER("nvmf_subsystem_add_host", add_host, rpc::kRuntime);
+VDPU_RPC_REGISTER("nvmf_subsystem_remove_host", remove_host, rpc::kRuntime);
+VDPU_RPC_REGISTER("nvmf_subsystem_allow_any_host", allow_any_host, rpc::kRuntime);
 VDPU_RPC_REGISTER("nvmf_doca_get_managers", doca_get_managers, rpc::kRuntime);
 VDPU_RPC_REGISTER("nvmf_doca_create_function", doca_create_function, rpc::kRuntime);
 VDPU_RPC_REGISTER("nvmf_doca_destroy_function", doca_destroy_function, rpc::kRuntime);

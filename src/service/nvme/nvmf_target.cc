@@ -33,6 +33,12 @@ json emu_transport_defaults() {
           {"zcopy", true}};
 }
 
+json hosts_json(const std::vector<std::string>& hosts) {
+  json a = json::array();
+  for (auto& h : hosts) a.push_back({{"nqn", h}});
+  return a;
+}
+
 uint64_t num(const json& o, const char* k, uint64_t def) {
   if (!o.contains(k) || !o[k].is_number_integer() || o[k].get<int64_t>() < 0) return def;
   return o[k].get<uint64_t>();
@@ -184,7 +190,22 @@ void Manager::nvmf_remove_ns(const std::string& nqn, uint32_t nsid, Done done) {
   nv::Namespace* ns = s->s->find_namespace(nsid);
   if (!ns) return done(make_error(Errc::kNotFound, "namespace " + std::to_string(nsid) + " not found"));
   nv::Controller* owner = ns->controller();
-  if (!owner) return done(namespace_destroy(nqn, nsid));
+  if (!owner) {
+    // Hosts of other transports use every namespace of the subsystem: they
+    // are disconnected first (they reconnect and see the new list).
+    std::vector<const TransportHandler*> hs;
+    for (auto& l : s->listeners)
+      if (const TransportHandler* h = handler(l.trtype); h && h->disconnect &&
+                                                          std::find(hs.begin(), hs.end(), h) == hs.end())
+        hs.push_back(h);
+    if (hs.empty()) return done(namespace_destroy(nqn, nsid));
+    auto left = std::make_shared<size_t>(hs.size());
+    for (const TransportHandler* h : hs)
+      h->disconnect(*s->s, [this, left, nqn, nsid, done] {
+        if (--*left == 0) done(namespace_destroy(nqn, nsid));
+      });
+    return;
+  }
   std::string ctrl = owner->name();
   with_suspended(ctrl, [nsid](Ctrl& c) { return c.ctrl->detach_ns(nsid); },
                  [this, nqn, nsid, done](Status st) {
@@ -217,13 +238,21 @@ void Manager::nvmf_add_listener(const std::string& nqn, ListenAddress a, Done do
   if (t.empty()) return done(make_error(Errc::kInvalidArgument, "unknown transport type '" + a.trtype + "'"));
   a.trtype = t;
   if (Status st = check_transport(t); !st) return done(st);
+  // An emulation function serves one subsystem; a network address may serve
+  // several (as in SPDK), but each subsystem only once.
   for (auto& [n, x] : subsys_)
     for (auto& l : x.listeners)
-      if (l.trtype == t && l.traddr == a.traddr && l.trsvcid == a.trsvcid)
+      if (l.trtype == t && l.traddr == a.traddr && l.trsvcid == a.trsvcid &&
+          (t == kEmuTransport || n == nqn))
         return done(make_error(Errc::kExists, "listener " + t + " " + a.traddr + " exists (subsystem " + n + ")"));
   if (t != kEmuTransport) {
     const TransportHandler* h = handler(t);
     if (!h || !h->listen) return done(make_error(Errc::kUnsupported, "transport " + t + " cannot listen"));
+    // SPDK spells the address family IPv4 / IPv6 in its answers.
+    std::string fam = lower(a.adrfam);
+    if (fam.empty() || fam == "ipv4") a.adrfam = "IPv4";
+    else if (fam == "ipv6") a.adrfam = "IPv6";
+    else return done(make_error(Errc::kInvalidArgument, "adrfam must be ipv4 or ipv6 for " + t));
     return h->listen(*s->s, a, [this, nqn, a, done](Status st) {
       if (st) {
         if (Subsys* s = find_subsys(nqn)) s->listeners.push_back(a);
@@ -320,7 +349,7 @@ Result<json> Manager::nvmf_get_subsystems(const std::optional<std::string>& nqn)
                  {"subtype", "NVMe"},
                  {"listen_addresses", la},
                  {"allow_any_host", s.allow_any_host},
-                 {"hosts", json::array()},
+                 {"hosts", hosts_json(s.hosts)},
                  {"serial_number", s.s->serial_number()},
                  {"model_number", s.s->model_number()},
                  {"max_namespaces", s.max_namespaces ? s.max_namespaces : s.s->mnan()},
@@ -329,6 +358,40 @@ Result<json> Manager::nvmf_get_subsystems(const std::optional<std::string>& nqn)
                  {"namespaces", ns ? *ns : json::array()}});
   }
   return a;
+}
+
+Status Manager::nvmf_add_host(const std::string& nqn, const std::string& host) {
+  Subsys* s = find_subsys(nqn);
+  if (!s) return make_error(Errc::kNotFound, "subsystem " + nqn + " not found");
+  if (host.empty() || host.size() > 223)
+    return make_error(Errc::kInvalidArgument, "host NQN must be 1-223 bytes");
+  if (std::find(s->hosts.begin(), s->hosts.end(), host) != s->hosts.end())
+    return make_error(Errc::kExists, "host " + host + " already allowed into " + nqn);
+  s->hosts.push_back(host);
+  return {};
+}
+
+Status Manager::nvmf_remove_host(const std::string& nqn, const std::string& host) {
+  Subsys* s = find_subsys(nqn);
+  if (!s) return make_error(Errc::kNotFound, "subsystem " + nqn + " not found");
+  auto it = std::find(s->hosts.begin(), s->hosts.end(), host);
+  if (it == s->hosts.end()) return make_error(Errc::kNotFound, "host " + host + " not in " + nqn);
+  s->hosts.erase(it);
+  return {};
+}
+
+Status Manager::nvmf_allow_any_host(const std::string& nqn, bool allow) {
+  Subsys* s = find_subsys(nqn);
+  if (!s) return make_error(Errc::kNotFound, "subsystem " + nqn + " not found");
+  s->allow_any_host = allow;
+  return {};
+}
+
+bool Manager::host_allowed(const std::string& nqn, const std::string& host) const {
+  auto it = subsys_.find(nqn);
+  if (it == subsys_.end()) return false;
+  const Subsys& s = it->second;
+  return s.allow_any_host || std::find(s.hosts.begin(), s.hosts.end(), host) != s.hosts.end();
 }
 
 json Manager::nvmf_get_stats() const {
@@ -345,7 +408,19 @@ json Manager::nvmf_get_stats() const {
     for (auto& q : s["queues"]) done += q.value("other_ios", uint64_t(0));
   }
   json tr = json::array();
-  for (auto& [t, o] : transports_) tr.push_back({{"trtype", t}});
+  for (auto& [t, o] : transports_) {
+    const TransportHandler* h = t == kEmuTransport ? nullptr : handler(t);
+    if (h && h->stats) {
+      json j = h->stats();
+      j["trtype"] = t;
+      admin += j.value("admin_qpairs", uint64_t(0));
+      io += j.value("io_qpairs", uint64_t(0));
+      done += j.value("completed_nvme_io", uint64_t(0));
+      tr.push_back(std::move(j));
+    } else {
+      tr.push_back({{"trtype", t}});
+    }
+  }
   json g = {{"name", "nvmf_tgt_poll_group_000"}, {"admin_qpairs", admin}, {"io_qpairs", io},
             {"current_admin_qpairs", admin},     {"current_io_qpairs", io},
             {"pending_bdev_io", 0},              {"completed_nvme_io", done},
@@ -391,10 +466,22 @@ Result<json> Manager::doca_list_functions(const std::string& dev) const {
 void Manager::shutdown(std::function<void()> done) {
   std::vector<std::string> names;
   for (auto& [n, c] : ctrls_) names.push_back(n);
-  destroy_ctrls(names, [done](Status st) {
-    if (!st) VDPU_WARN("nvme shutdown: {}", st.error().message);
-    done();
-  });
+  auto rest = [this, names, done] {
+    destroy_ctrls(names, [done](Status st) {
+      if (!st) VDPU_WARN("nvme shutdown: {}", st.error().message);
+      done();
+    });
+  };
+  // Other transports first: their connections use the subsystems' bdevs.
+  std::vector<const TransportHandler*> hs;
+  for (auto& h : handlers())
+    if (h.shutdown) hs.push_back(&h);
+  if (hs.empty()) return rest();
+  auto left = std::make_shared<size_t>(hs.size());
+  for (const TransportHandler* h : hs)
+    h->shutdown([left, rest] {
+      if (--*left == 0) rest();
+    });
 }
 
 json Manager::write_config() const {
@@ -424,6 +511,7 @@ json Manager::write_config() const {
     for (nv::Namespace* ns : s.s->namespaces())
       add("nvme_namespace_create", {{"nqn", n}, {"bdev_name", ns->bdev_name()},
                                     {"nsid", ns->nsid()}, {"uuid", ns->uuid_str()}});
+    for (auto& h : s.hosts) add("nvmf_subsystem_add_host", {{"nqn", n}, {"host", h}});
   }
   // §6.1 ordering rule (and §10.1 recovery): suspended, attach, resume.
   for (auto& [n, c] : ctrls_) {

@@ -563,3 +563,39 @@ TEST(NvmeParams, ParseAndDefaults) {
 
 }  // namespace
 }  // namespace vdpu::service::nvme
+
+namespace vdpu::service::nvme {
+namespace {
+
+// NVMe-oF host access (SPDK nvmf_subsystem_add_host / _remove_host /
+// _allow_any_host), as NVMe/TCP Connect checks it, and its save_config.
+TEST_F(NvmeManagerTest, NvmfHostAccess) {
+  const std::string h1 = "nqn.2014-08.org.nvmexpress:uuid:00000000-0000-4000-8000-000000000001";
+  EXPECT_EQ(mgr_->nvmf_add_host("nqn.x:nope", h1).error().code, Errc::kNotFound);
+  ASSERT_TRUE(mgr_->nvmf_create_subsystem(kNqn, "", "", false, 0, false, 1, 0xffef).ok());
+  EXPECT_FALSE(mgr_->host_allowed(kNqn, h1));
+  ASSERT_TRUE(mgr_->nvmf_add_host(kNqn, h1).ok());
+  EXPECT_EQ(mgr_->nvmf_add_host(kNqn, h1).error().code, Errc::kExists);
+  EXPECT_EQ(mgr_->nvmf_add_host(kNqn, "").error().code, Errc::kInvalidArgument);
+  EXPECT_TRUE(mgr_->host_allowed(kNqn, h1));
+  EXPECT_FALSE(mgr_->host_allowed(kNqn, h1 + "x"));
+  EXPECT_FALSE(mgr_->host_allowed("nqn.x:nope", h1));
+  auto subs = mgr_->nvmf_get_subsystems(kNqn);
+  ASSERT_TRUE(subs.ok());
+  json want = json::array();
+  want.push_back(json{{"nqn", h1}});
+  EXPECT_EQ((*subs)[0]["hosts"], want);
+  EXPECT_EQ((*subs)[0]["allow_any_host"], false);
+  bool saved = false;
+  for (auto& m : mgr_->write_config())
+    saved |= m["method"] == "nvmf_subsystem_add_host" && m["params"]["host"] == h1;
+  EXPECT_TRUE(saved);
+  ASSERT_TRUE(mgr_->nvmf_remove_host(kNqn, h1).ok());
+  EXPECT_EQ(mgr_->nvmf_remove_host(kNqn, h1).error().code, Errc::kNotFound);
+  EXPECT_FALSE(mgr_->host_allowed(kNqn, h1));
+  ASSERT_TRUE(mgr_->nvmf_allow_any_host(kNqn, true).ok());
+  EXPECT_TRUE(mgr_->host_allowed(kNqn, h1));
+}
+
+}  // namespace
+}  // namespace vdpu::service::nvme
