@@ -9,7 +9,11 @@ namespace vdpu::log {
 namespace {
 std::atomic<int> g_level{3};
 std::mutex g_flags_mu;
-std::set<std::string> g_flags;
+std::set<std::string> g_flags;     // enabled one by one
+std::set<std::string> g_cleared;   // cleared while "all" is on
+bool g_all = false;
+// Fast path of flag_enabled(): false while no flag and not "all" is set.
+std::atomic<bool> g_any{false};
 
 spdlog::level::level_enum to_spd(int l) {
   switch (l) {
@@ -64,12 +68,33 @@ std::string spdk_level() {
 
 void enable_flag(const std::string& flag) {
   std::lock_guard lk(g_flags_mu);
-  g_flags.insert(flag);
+  if (flag == "all") {
+    g_all = true;
+    g_cleared.clear();
+  } else {
+    g_flags.insert(flag);
+    g_cleared.erase(flag);
+  }
+  g_any.store(true, std::memory_order_relaxed);
+}
+
+void disable_flag(const std::string& flag) {
+  std::lock_guard lk(g_flags_mu);
+  if (flag == "all") {
+    g_all = false;
+    g_flags.clear();
+    g_cleared.clear();
+  } else {
+    g_flags.erase(flag);
+    if (g_all) g_cleared.insert(flag);
+  }
+  g_any.store(g_all || !g_flags.empty(), std::memory_order_relaxed);
 }
 
 bool flag_enabled(const std::string& flag) {
+  if (!g_any.load(std::memory_order_relaxed)) return false;
   std::lock_guard lk(g_flags_mu);
-  return g_flags.count(flag) || g_flags.count("all");
+  return g_flags.count(flag) || (g_all && !g_cleared.count(flag));
 }
 
 bool RateLimit::allow() noexcept {

@@ -17,8 +17,12 @@ int snap_level();
 // SPDK names: ERROR, WARNING, NOTICE, INFO, DEBUG.
 bool set_spdk_level(const std::string& name);
 std::string spdk_level();
-// -L/--logflag components enabled for debug output.
+// Debug log flags (SPDK's -L/--logflag, log_set_flag, log_clear_flag): a
+// component's VDPU_DEBUGLOG messages are emitted only while its flag is on.
+// "all" turns every flag on; clearing "all" turns every flag off; clearing
+// one flag while "all" is on turns that flag off only. Any thread.
 void enable_flag(const std::string& flag);
+void disable_flag(const std::string& flag);
 bool flag_enabled(const std::string& flag);
 
 // A token bucket for messages caused by guests or peers: at most `burst`
@@ -43,6 +47,13 @@ class RateLimit {
 #define VDPU_WARN(...) SPDLOG_WARN(__VA_ARGS__)
 #define VDPU_INFO(...) SPDLOG_INFO(__VA_ARGS__)
 #define VDPU_DEBUG(...) SPDLOG_DEBUG(__VA_ARGS__)
+// A debug message of component `flag` (SPDK_DEBUGLOG): logged at debug level
+// while the flag is enabled. Control plane only (the check takes a lock when
+// any flag is set).
+#define VDPU_DEBUGLOG(flag, ...)                                 \
+  do {                                                           \
+    if (::vdpu::log::flag_enabled(flag)) spdlog::debug(__VA_ARGS__); \
+  } while (0)
 
 // Log at most a few times per second per call site: for anything a guest or a
 // network peer can trigger at will.

@@ -200,6 +200,7 @@ void Dispatcher::handle(const json& req, ReplyFn reply) {
       return refuse(id, kInvalidRequest, "Invalid request: unknown member '" + k + "'");
   std::string name = *mv;
   json params = req.contains("params") ? req["params"] : json(nullptr);
+  VDPU_DEBUGLOG("rpc", "rpc: request '{}' params {}", name, params.dump());
   std::string canonical;
   const Entry* e = resolve(name, &canonical);
   auto answer = [&](int code, const std::string& msg) {

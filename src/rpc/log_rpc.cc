@@ -50,10 +50,12 @@ void log_clear_flag(const json& p, Responder r) {
   r.result(true);
 }
 
+// Every flag named so far (-L, log_set_flag, log_clear_flag) with whether it
+// is enabled now (SPDK lists its registered flags the same way).
 void log_get_flags(const json&, Responder r) {
   std::lock_guard lk(g_mu);
   json out = json::object();
-  for (auto& [f, on] : flags()) out[f] = on;
+  for (auto& [f, on] : flags()) out[f] = f == "all" ? on : log::flag_enabled(f);
   r.result(out);
 }
 
@@ -67,13 +69,10 @@ void snap_log_level_set(const json& p, Responder r) {
 }  // namespace
 
 void set_log_flag(const std::string& flag, bool on) {
-  {
-    std::lock_guard lk(g_mu);
-    flags()[flag] = on;
-  }
-  // base/log.h has no way to disable a flag yet: clearing is recorded here
-  // (log_get_flags) but flag_enabled() keeps answering true until restart.
+  std::lock_guard lk(g_mu);
+  flags()[flag] = on;
   if (on) log::enable_flag(flag);
+  else log::disable_flag(flag);
 }
 
 void register_log_methods() {

@@ -286,6 +286,24 @@ class FrameworkTest(RpcTestBase):
             self.assertTrue(any(s.startswith(name + " : ") for s in lst), name)
         self.assertEqual(d.stop(), 0)
 
+    def test_log_clear_flag_really_disables_the_flag(self):
+        d = self.daemon()
+        self.assertEqual(d.rpc("log_set_print_level", "DEBUG").returncode, 0)
+        self.assertEqual(d.rpc("log_set_flag", "rpc").returncode, 0)
+        d.rpc("spdk_get_version")
+        d.wait_for("rpc: request 'spdk_get_version'")  # the flag's debug log is on
+        self.assertEqual(d.rpc("log_clear_flag", "rpc").returncode, 0)
+        self.assertEqual(json.loads(d.rpc("log_get_flags").stdout), {"rpc": False})
+        d.rpc("rpc_get_methods")  # must not be logged
+        # Ordering, not timing: turn the flag on again and wait for a later
+        # request's line; the earlier one would be in the output before it.
+        d.rpc("log_set_flag", "rpc")
+        d.rpc("framework_wait_init")
+        d.wait_for("rpc: request 'framework_wait_init'")
+        self.assertNotIn("rpc: request 'rpc_get_methods'", d.output())
+        self.assertEqual(json.loads(d.rpc("log_get_flags").stdout), {"rpc": True})
+        self.assertEqual(d.stop(), 0)
+
 
 class ErrorsTest(RpcTestBase):
     @classmethod

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "base/log.h"
 #include "test_methods.h"
 
 namespace vdpu::rpc {
@@ -213,8 +214,23 @@ TEST_F(DispatchTest, VersionAndLogMethods) {
   EXPECT_EQ(code(dispatch(req("log_set_level", {{"level", "LOUD"}}))), kInvalidParams);
   EXPECT_EQ(dispatch(req("log_set_flag", {{"flag", "rpc"}}))["result"], true);
   EXPECT_EQ(dispatch(req("log_get_flags"))["result"]["rpc"], true);
+  EXPECT_TRUE(log::flag_enabled("rpc"));
   EXPECT_EQ(dispatch(req("log_clear_flag", {{"flag", "rpc"}}))["result"], true);
   EXPECT_EQ(dispatch(req("log_get_flags"))["result"]["rpc"], false);
+  EXPECT_FALSE(log::flag_enabled("rpc"));  // really off, not only reported off
+  // "all" on, one flag cleared: log_get_flags tells the truth for each.
+  dispatch(req("log_set_flag", {{"flag", "bdev"}}));
+  dispatch(req("log_set_flag", {{"flag", "all"}}));
+  dispatch(req("log_clear_flag", {{"flag", "bdev"}}));
+  json f = dispatch(req("log_get_flags"))["result"];
+  EXPECT_EQ(f["all"], true);
+  EXPECT_EQ(f["rpc"], true);
+  EXPECT_EQ(f["bdev"], false);
+  dispatch(req("log_clear_flag", {{"flag", "all"}}));
+  f = dispatch(req("log_get_flags"))["result"];
+  EXPECT_EQ(f["all"], false);
+  EXPECT_EQ(f["rpc"], false);
+  EXPECT_FALSE(log::flag_enabled("rpc"));
   dispatch(req("snap_log_level_set", {{"level", 3}}));
   EXPECT_EQ(code(dispatch(req("spdk_kill_instance", {{"sig_name", "SIGFOO"}}))), kInvalidParams);
 }
