@@ -175,10 +175,22 @@ Result<std::vector<Method>> parse_file(std::string_view file, std::string_view t
   if (j.is_discarded()) return bad(std::string(file) + ": not valid JSON");
   if (!j.is_object() || !j.contains("methods") || !j["methods"].is_array())
     return bad(std::string(file) + ": expected {\"methods\": [...]}");
+  for (auto& [k, v] : j.items())
+    if (k != "methods" && k != "service")
+      return bad(fmt::format("{}: unknown top-level field '{}'", file, k));
+  std::string service = kServiceSnap;
+  if (j.contains("service")) {
+    if (!j["service"].is_string() ||
+        (j["service"] != kServiceSnap && j["service"] != kServiceVirtnet))
+      return bad(fmt::format("{}: service must be \"{}\" or \"{}\"", file, kServiceSnap,
+                             kServiceVirtnet));
+    service = j["service"];
+  }
   std::vector<Method> out;
   for (auto& mj : j["methods"]) {
     auto m = parse_method(file, mj);
     if (!m) return m.error();
+    m->service = service;
     out.push_back(std::move(*m));
   }
   return out;
@@ -314,6 +326,11 @@ const Method* Registry::find(std::string_view name) const {
     for (auto& a : m.aliases)
       if (a == name) return &m;
   return nullptr;
+}
+
+const Method* Registry::find(std::string_view name, std::string_view service) const {
+  const Method* m = find(name);
+  return m && m->service == service ? m : nullptr;
 }
 
 }  // namespace vdpu::rpc::schema

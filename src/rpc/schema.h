@@ -37,10 +37,18 @@ struct Param {
 };
 
 // State bits as in rpc.h (kStartup = 1, kRuntime = 2).
+// The service a schema file describes (its top-level "service" field): which
+// daemon serves its methods and which CLI offers them. Method names are
+// unique across all services (Registry::add_file refuses a duplicate), so
+// a generic virtnet name can never shadow an SPDK/SNAP one.
+inline constexpr const char* kServiceSnap = "snap";        // vdpu-snap; spdk_rpc / snap_rpc
+inline constexpr const char* kServiceVirtnet = "virtnet";  // vdpu-virtnet; virtnet CLI
+
 struct Method {
   std::string name;
   std::string help;
   std::string file;  // schema file it came from
+  std::string service = kServiceSnap;
   uint32_t states = 2;
   std::vector<std::string> aliases;  // other method names (CLI lookup, docs)
   std::vector<Param> params;
@@ -77,6 +85,8 @@ class Registry {
   Status add_file(std::string_view file, std::string_view text);
   // Method by name or method alias, or nullptr.
   const Method* find(std::string_view name) const;
+  // The same, only among the methods of one service (kServiceSnap ...).
+  const Method* find(std::string_view name, std::string_view service) const;
   const std::vector<Method>& methods() const { return methods_; }
   // Problems found while loading the embedded files (empty when all is well).
   const std::vector<std::string>& errors() const { return errors_; }

@@ -329,6 +329,32 @@ class ErrorsTest(RpcTestBase):
         self.assertEqual(r.returncode, 1)
         self.assertIn("unknown method", r.stderr)
 
+    def test_virtnet_commands_are_not_snap_commands(self):
+        """virtnet.json's generic names belong to the virtnet CLI only: as with SNAP's
+        snap_rpc.py, `snap_rpc.py list` is an unknown command, and vdpu-snap does not
+        serve or list them."""
+        virtnet = ("hotplug", "unplug", "list", "query", "stats", "modify", "health", "log",
+                   "version", "restart", "update", "debug")
+        for cli in ("snap_rpc.py", "spdk_rpc.py", "snap_rpc"):
+            path = os.path.join(BIN, cli)
+            if not os.path.exists(path):
+                continue
+            r = run_rpc(self.d.sock, "list", cli=path)
+            self.assertEqual(r.returncode, 1, r.stdout)
+            self.assertIn("unknown command 'list'", r.stderr)
+            self.assertEqual(r.stdout, "")
+        r = self.d.rpc("query", "-p", "0")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("unknown command 'query'", r.stderr)
+        methods = self.d.methods()
+        self.assertIn("bdev_get_bdevs", methods)
+        for m in virtnet:
+            self.assertNotIn(m, methods)
+            self.assertEqual(self.error_of(self.d.rpc("call", m))["code"], -32601)
+        r = run_rpc(self.d.sock, "--help")
+        self.assertNotIn("\n  list\n", r.stdout + r.stderr)
+        self.assertIn("\n  bdev_get_bdevs\n", r.stdout + r.stderr)
+
     def test_wrong_type_missing_unknown_out_of_range(self):
         e = self.error_of(self.d.rpc("call", "snap_log_level_set", '{"level": "high"}'))
         self.assertEqual(e["code"], -32602)
@@ -476,6 +502,58 @@ class InitFilesTest(RpcTestBase):
         self.assertEqual(json.loads(d.rpc("log_get_flags").stdout), {"bdev": True, "rpc": True})
         self.assertEqual(d.rpc("log_get_level").stdout.strip(), "INFO")
         self.assertEqual(d.stop(), 0)
+
+    def test_snap_user_init_files(self):
+        """snap-storage §7.3: the lines a SNAP user writes for spdk_rpc.py / snap_rpc.py,
+        positional arguments and CLI transforms included, replayed by the daemon."""
+        emu = self.write("emu.conf", "VIRTIO_BLK_EMULATION_ENABLE=1\nVIRTIO_BLK_EMULATION_NUM_PF=1\n"
+                                     "NVME_EMULATION_ENABLE=1\nNVME_EMULATION_NUM_PF=1\n")
+        nqn = "nqn.2022-10.io.nvda.nvme:0"
+        spdk = self.write("spdk_rpc_init.conf",
+                          "bdev_malloc_create -b Malloc0 128 512\n"
+                          "bdev_malloc_create 8 4096\n"          # rpc.py: name generated
+                          "bdev_null_create Null0 64 4096\n")
+        snap = self.write("snap_rpc_init.conf",
+                          f"nvme_subsystem_create --nqn {nqn}\n"
+                          f"nvme_namespace_create -b Malloc0 -n 1 --nqn {nqn} "
+                          "--uuid 16dab065-ddc9-8a7a-108e-9a489254a839\n"
+                          f"nvme_controller_create --nqn {nqn} --ctrl NVMeCtrl1 --pf_id 0 --suspended\n"
+                          "nvme_controller_attach_ns -c NVMeCtrl1 -n 1\n"
+                          "nvme_controller_resume -c NVMeCtrl1\n"
+                          "virtio_blk_controller_create --pf_id 0 --bdev Null0\n")
+        d = self.daemon(env={"SPDK_RPC_INIT_CONF": spdk, "SNAP_RPC_INIT_CONF": snap,
+                             "VDPU_STATE_DIR": os.path.join(self.tmp, "state"),
+                             "VDPU_EMU_DIR": os.path.join(self.tmp, "emu"),
+                             "VDPU_EMU_CONFIG": emu})
+        bdevs = {b["name"]: b for b in json.loads(d.rpc("bdev_get_bdevs").stdout)}
+        self.assertEqual((bdevs["Malloc0"]["num_blocks"], bdevs["Malloc0"]["block_size"]),
+                         (128 * 2048, 512))                      # 128 MiB of 512-byte blocks
+        self.assertEqual((bdevs["Null0"]["num_blocks"], bdevs["Null0"]["block_size"]), (16384, 4096))
+        self.assertEqual(len(bdevs), 3)
+        ctrls = json.loads(d.rpc("nvme_controller_list").stdout)
+        self.assertEqual([c["ctrl_id"] for c in ctrls], ["NVMeCtrl1"])
+        ns = json.loads(d.rpc("nvme_namespace_list", "--nqn", nqn).stdout)
+        self.assertEqual([n["bdev_name"] for n in ns], ["Malloc0"])
+        self.assertIn("16dab065-ddc9-8a7a-108e-9a489254a839", json.dumps(ns).lower())
+        vblk = json.loads(d.rpc("virtio_blk_controller_list").stdout)
+        self.assertEqual([c["bdev"] for c in vblk], ["Null0"])
+        self.assertEqual(d.stop(), 0)
+
+    def test_bad_init_line_names_file_and_line(self):
+        for text, line, expect in (
+                ("bdev_malloc_create -b M0 8 512\nbdev_malloc_create -b M1 8\n", 2, "block_size"),
+                ("log_set_flag x\n\n# c\nbdev_malloc_create 8 512 --bogus 1\n", 4, "--bogus"),
+                ("list\n", 1, "unknown command 'list'"),            # a virtnet CLI command
+                ("load_config\n", 1, "-j"),                       # no stdin to read from
+                ("bdev_malloc_create -b M0 8 512\nbdev_malloc_create -b M0 8 512\n", 2, "failed")):
+            conf = self.write("bad_line.conf", text)
+            d = Daemon(self.tmp, name="badline", env={"SNAP_RPC_INIT_CONF": conf})
+            self.daemons.append(d)
+            d.start(wait=None)
+            self.assertNotEqual(d.wait_exit(), 0, d.output())
+            self.assertIn("%s:%d: " % (conf, line), d.output())
+            self.assertIn(expect, d.output())
+            self.assertNotIn("SNAP service started successfully", d.output())
 
     def test_init_conf_with_wait_for_rpc_may_start_init(self):
         spdk = self.write("spdk.conf", "log_set_flag early\nframework_start_init\n")

@@ -174,7 +174,12 @@ std::vector<std::string> positional_order(const schema::Method& m) {
   return out;
 }
 
-Result<json> parse_args(const schema::Method& m, const std::vector<std::string>& args_in) {
+const schema::Method* find_method(std::string_view name) {
+  return schema::Registry::get().find(name, schema::kServiceSnap);
+}
+
+Result<json> parse_args(const schema::Method& m, const std::vector<std::string>& args_in,
+                        const CliContext& ctx) {
   Built b;
   try {
     build(m, b);
@@ -214,7 +219,7 @@ Result<json> parse_args(const schema::Method& m, const std::vector<std::string>&
   if (!m.cli_transform.empty()) {
     const Transform* t = find_transform(m.cli_transform);
     if (!t) return bad(m.name + ": unknown CLI transform '" + m.cli_transform + "'");
-    VDPU_TRY(t->fn(params, extras));
+    VDPU_TRY(t->fn(params, extras, ctx));
   }
   for (auto& p : m.params)
     if (p.required && !params.contains(p.name))
@@ -282,17 +287,33 @@ Result<std::vector<std::string>> split_line(std::string_view line) {
   return out;
 }
 
+Result<LineCall> translate(const std::vector<std::string>& words, const CliContext& ctx) {
+  if (words.empty()) return LineCall{};
+  const std::string& name = words[0];
+  if (name == "call") {
+    if (words.size() < 2 || words.size() > 3) return bad("usage: call <method> ['{json params}']");
+    LineCall c{words[1], json::object()};
+    if (words.size() == 3) {
+      c.params = json::parse(words[2], nullptr, false);
+      if (c.params.is_discarded() || !c.params.is_object())
+        return bad("call " + words[1] + ": params must be a JSON object, got: " + words[2]);
+    }
+    return c;
+  }
+  const schema::Method* m = find_method(name);
+  if (!m) return bad("unknown command '" + name + "' (unknown method)");
+  std::vector<std::string> args(words.begin() + 1, words.end());
+  auto params = parse_args(*m, args, ctx);
+  if (!params) return params.error();
+  return LineCall{name, std::move(*params)};
+}
+
 Result<LineCall> parse_line(std::string_view line) {
   auto words = split_line(line);
   if (!words) return words.error();
-  if (words->empty()) return LineCall{};
-  const std::string& name = (*words)[0];
-  const schema::Method* m = schema::Registry::get().find(name);
-  if (!m) return bad("unknown method '" + name + "'");
-  std::vector<std::string> args(words->begin() + 1, words->end());
-  auto params = parse_args(*m, args);
-  if (!params) return params.error();
-  return LineCall{name, std::move(*params)};
+  CliContext ctx;
+  ctx.allow_stdin = false;
+  return translate(*words, ctx);
 }
 
 }  // namespace vdpu::rpc::cli

@@ -1,6 +1,8 @@
-// rpc.py-style command line → JSON-RPC params, built from the method schema
-// (docs/rpc-schema.md). Shared by the vdpu-rpc CLI (spdk_rpc / snap_rpc) and
-// the daemon's init files (snap-storage §7.3: one RPC per line in CLI syntax).
+// rpc.py-style command line → JSON-RPC request, built from the method schema
+// (docs/rpc-schema.md). The one translation used by the vdpu-rpc CLI
+// (spdk_rpc / snap_rpc) and by vdpu-snap's init files (snap-storage §7.3: one
+// RPC per line in CLI syntax): translate() is what both call, so a line of
+// an init file means exactly what the same words mean on the command line.
 //
 // For every parameter: `--name` and `--na-me` (or --cli_name), `-x` from
 // `short` (two-letter shorts like `-sn` too), positional ones in order (they
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "apps/rpc_cli/transforms.h"
 #include "rpc/schema.h"
 
 namespace vdpu::rpc::cli {
@@ -27,7 +30,12 @@ using json = nlohmann::json;
 // args: what follows the method name. Returns the params object (only what
 // was given; the server applies defaults). Errors: kInvalidArgument with a
 // message for the user (unknown option, bad value, missing required).
-Result<json> parse_args(const schema::Method& m, const std::vector<std::string>& args);
+Result<json> parse_args(const schema::Method& m, const std::vector<std::string>& args,
+                        const CliContext& ctx = {});
+
+// A method spdk_rpc / snap_rpc offer (schema service "snap"), by name or
+// alias; nullptr for anything else, including the virtnet CLI's methods.
+const schema::Method* find_method(std::string_view name);
 
 // Usage text of one method.
 std::string method_help(const schema::Method& m);
@@ -40,12 +48,22 @@ std::vector<std::string> positional_order(const schema::Method& m);
 // Errors: kInvalidArgument (unterminated quote).
 Result<std::vector<std::string>> split_line(std::string_view line);
 
-// One init-file line → (method, params), using the embedded schema. Empty
-// method for blank/comment lines. Errors: unknown method, bad arguments.
 struct LineCall {
-  std::string method;
-  json params;
+  std::string method;  // empty: nothing to send (blank or comment line)
+  json params;         // object (possibly empty)
 };
+
+// words = <method> [args...] → the request, as vdpu-rpc sends it:
+//   <method> [args]                a schema method of spdk_rpc/snap_rpc,
+//                                  arguments per parse_args();
+//   call <method> ['{json}']       any method name, params given as JSON.
+// Errors (kInvalidArgument, message for the user): "unknown command 'x'"
+// for a name that is not an SPDK/SNAP method (virtnet's included), bad
+// arguments, bad JSON in raw mode.
+Result<LineCall> translate(const std::vector<std::string>& words, const CliContext& ctx = {});
+
+// One init-file line: split_line() then translate() without stdin. Empty
+// method for blank/comment lines.
 Result<LineCall> parse_line(std::string_view line);
 
 }  // namespace vdpu::rpc::cli

@@ -66,8 +66,10 @@ std::string render_docs(const std::vector<schema::Method>& methods) {
        "     Regenerate: ninja -C <build> rpc_docs -->\n\n"
        "JSON-RPC 2.0 on a unix socket (default `/var/tmp/spdk.sock`), SPDK framing and error\n"
        "codes. Every method below is validated against its schema by the server (unknown,\n"
-       "missing, mistyped or out-of-range parameters → `-32602` naming the parameter) and is\n"
-       "available in the CLI `vdpu-rpc` (also installed as `spdk_rpc` and `snap_rpc`):\n\n"
+       "missing, mistyped or out-of-range parameters → `-32602` naming the parameter). The\n"
+       "methods of service `snap` (all but `virtnet.json`) are served by vdpu-snap and are\n"
+       "the subcommands of the CLI `vdpu-rpc` (also installed as `spdk_rpc` and `snap_rpc`);\n"
+       "the same translation runs the lines of `SPDK_RPC_INIT_CONF` / `SNAP_RPC_INIT_CONF`:\n\n"
        "```\nvdpu-rpc [-s SOCK] [-t TIMEOUT_S] [-v] <method> [args]\n"
        "vdpu-rpc call <method> ['{json params}']   # any method, raw params\n```\n\n"
        "CLI arguments: `--name` or `--na-me` for parameter `name`, the short option when\n"
@@ -84,6 +86,11 @@ std::string render_docs(const std::vector<schema::Method>& methods) {
   }
   for (auto& [file, ms] : by_file) {
     o << "\n## " << file << "\n";
+    const bool snap = ms[0]->service == schema::kServiceSnap;
+    if (!snap)
+      o << "\nService `" << ms[0]->service << "`: served by vdpu-" << ms[0]->service
+        << " and driven by its own `" << ms[0]->service
+        << "` CLI; neither vdpu-snap nor spdk_rpc / snap_rpc offer these methods.\n";
     for (auto* m : ms) {
       o << "\n### " << m->name << "\n\n" << (m->help.empty() ? "(no description)" : m->help)
         << "\n\nState: " << states(m->states) << ".";
@@ -96,8 +103,9 @@ std::string render_docs(const std::vector<schema::Method>& methods) {
       auto pos = positional_order(*m);
       std::string usage = m->name;
       for (auto& n : pos) usage += " <" + n + ">";
-      o << "\nCLI: `" << usage << (m->params.size() + m->cli_extra.size() > pos.size() ? " [options]" : "")
-        << "`\n";
+      if (snap)
+        o << "\nCLI: `" << usage
+          << (m->params.size() + m->cli_extra.size() > pos.size() ? " [options]" : "") << "`\n";
       if (m->params.empty() && m->cli_extra.empty()) {
         o << "\nNo parameters.\n";
         continue;

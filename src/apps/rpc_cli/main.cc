@@ -19,7 +19,8 @@ namespace schema = vdpu::rpc::schema;
 
 std::string method_list() {
   std::string s = "Methods (vdpu-rpc <method> -h for its arguments):\n";
-  for (auto& m : schema::Registry::get().methods()) s += "  " + m.name + "\n";
+  for (auto& m : schema::Registry::get().methods())
+    if (m.service == schema::kServiceSnap) s += "  " + m.name + "\n";
   s += "Any other method: vdpu-rpc call <method> ['{json params}']\n";
   return s;
 }
@@ -80,41 +81,27 @@ int main(int argc, char** argv) {
     std::cerr << app.help() << "\nerror: no method given\n";
     return 1;
   }
-  std::string method = rest[0];
-  std::vector<std::string> args(rest.begin() + 1, rest.end());
-  json params = json::object();
-  if (method == "call") {
-    if (args.empty() || args.size() > 2) {
-      std::cerr << "usage: vdpu-rpc call <method> ['{json params}']\n";
-      return 1;
-    }
-    method = args[0];
-    if (args.size() == 2) {
-      params = json::parse(args[1], nullptr, false);
-      if (params.is_discarded() || !params.is_object()) {
-        std::cerr << "error: params must be a JSON object, got: " << args[1] << "\n";
-        return 1;
-      }
-    }
-  } else {
-    const schema::Method* m = reg.find(method);
-    if (!m) {
-      std::cerr << "error: unknown method '" << method << "'\n"
-                << "(to send it anyway: vdpu-rpc call " << method << " '{...}')\n";
-      return 1;
-    }
-    for (auto& a : args)
-      if (a == "-h" || a == "--help") {
-        std::cout << vdpu::rpc::cli::method_help(*m);
-        return 0;
-      }
-    auto p = vdpu::rpc::cli::parse_args(*m, args);
-    if (!p) {
-      std::cerr << "error: " << p.error().message << "\n\n" << vdpu::rpc::cli::method_help(*m);
-      return 1;
-    }
-    params = std::move(*p);
+  // -h after a method: its usage. Everything else goes through translate(),
+  // the same translation vdpu-snap applies to the lines of its init files.
+  if (rest[0] != "call")
+    if (const schema::Method* m = vdpu::rpc::cli::find_method(rest[0]))
+      for (size_t i = 1; i < rest.size(); ++i)
+        if (rest[i] == "-h" || rest[i] == "--help") {
+          std::cout << vdpu::rpc::cli::method_help(*m);
+          return 0;
+        }
+  auto call = vdpu::rpc::cli::translate(rest);
+  if (!call) {
+    std::cerr << "error: " << call.error().message << "\n";
+    if (rest[0] == "call") return 1;
+    if (const schema::Method* m = vdpu::rpc::cli::find_method(rest[0]))
+      std::cerr << "\n" << vdpu::rpc::cli::method_help(*m);
+    else
+      std::cerr << "(to send it anyway: vdpu-rpc call " << rest[0] << " '{...}')\n";
+    return 1;
   }
+  std::string method = call->method;
+  json params = std::move(call->params);
   json req = vdpu::rpc::make_request(method, params, 1);
   if (dry_run) {
     std::cout << req.dump(2) << "\n";

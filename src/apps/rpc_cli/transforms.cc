@@ -13,7 +13,7 @@ using json = nlohmann::json;
 Error bad(std::string m) { return make_error(Errc::kInvalidArgument, std::move(m)); }
 
 // rpc.py: num_blocks = int(total_size * 1024 * 1024) // block_size.
-Status size_to_blocks(json& params, const json& extras) {
+Status size_to_blocks(json& params, const json& extras, const CliContext&) {
   if (!extras.contains("total_size")) return {};  // --num_blocks given directly (or missing)
   if (!params.contains("block_size")) return bad("block_size is required with total_size");
   double mib = extras["total_size"].get<double>();
@@ -26,15 +26,17 @@ Status size_to_blocks(json& params, const json& extras) {
 }
 
 // load_config -j FILE (default stdin) → params.subsystems.
-Status load_config_file(json& params, const json& extras) {
+Status load_config_file(json& params, const json& extras, const CliContext& ctx) {
   std::string text;
   if (extras.contains("json_conf")) {
     std::string path = extras["json_conf"];
     std::ifstream f(path);
     if (!f) return bad("cannot read " + path);
     text.assign(std::istreambuf_iterator<char>(f), {});
-  } else {
+  } else if (ctx.allow_stdin) {
     text.assign(std::istreambuf_iterator<char>(std::cin), {});
+  } else {
+    return bad("load_config: give the configuration file with -j FILE (there is no stdin here)");
   }
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("subsystems"))

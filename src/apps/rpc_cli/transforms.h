@@ -14,6 +14,13 @@
 
 namespace vdpu::rpc::cli {
 
+// Where a command line is translated. The vdpu-rpc CLI reads from its stdin
+// when rpc.py would (load_config without -j); the daemon's init files have no
+// stdin to give: such a line is refused instead of blocking start-up.
+struct CliContext {
+  bool allow_stdin = true;
+};
+
 struct Transform {
   const char* name;
   // rpc.py's positional order, when the method's positionals mix params and
@@ -21,7 +28,8 @@ struct Transform {
   std::vector<std::string> positionals;
   // params: the request params parsed so far (modified in place); extras: the
   // cli.extra values given. Errors: kInvalidArgument for the user.
-  std::function<Status(nlohmann::json& params, const nlohmann::json& extras)> fn;
+  std::function<Status(nlohmann::json& params, const nlohmann::json& extras, const CliContext& ctx)>
+      fn;
 };
 
 const Transform* find_transform(const std::string& name);

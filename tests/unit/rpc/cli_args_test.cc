@@ -160,5 +160,83 @@ TEST(ParseLine, UsesEmbeddedSchema) {
   EXPECT_EQ(k->params["sig_name"], "SIGTERM");
 }
 
+// snap-storage §7.3's example lines, as a SNAP user writes them: positionals
+// and transforms apply exactly as on the command line.
+TEST(ParseLine, SnapInitFileExamples) {
+  auto m = parse_line("bdev_malloc_create -b Malloc0 128 512");
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  EXPECT_EQ(m->params, json({{"name", "Malloc0"}, {"num_blocks", 262144}, {"block_size", 512}}));
+  auto m2 = parse_line("bdev_malloc_create 64 512");
+  ASSERT_TRUE(m2.ok()) << m2.error().message;
+  EXPECT_EQ(m2->params["num_blocks"], 131072);
+  auto n = parse_line("bdev_null_create Null0 64 4096");
+  ASSERT_TRUE(n.ok()) << n.error().message;
+  EXPECT_EQ(n->params, json({{"name", "Null0"}, {"num_blocks", 16384}, {"block_size", 4096}}));
+  auto s = parse_line("nvme_subsystem_create --nqn nqn.2022-10.io.nvda.nvme:0");
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_EQ(s->params["nqn"], "nqn.2022-10.io.nvda.nvme:0");
+  auto c = parse_line("nvme_controller_create --nqn nqn.2022-10.io.nvda.nvme:0 --ctrl NVMeCtrl1 "
+                      "--pf_id 0 --suspended");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->params["suspended"], true);
+  EXPECT_EQ(c->params["pf_id"], 0);
+  auto v = parse_line("virtio_blk_controller_create --pf_id 0 --bdev Malloc0");
+  ASSERT_TRUE(v.ok()) << v.error().message;
+  EXPECT_EQ(v->params, json({{"pf_id", 0}, {"bdev", "Malloc0"}}));
+}
+
+// The CLI and the init files share translate(): same results, same errors.
+TEST(Translate, SameAsTheCommandLine) {
+  auto a = translate({"bdev_malloc_create", "-b", "Malloc0", "128", "512"});
+  auto b = parse_line("bdev_malloc_create -b Malloc0 128 512");
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->method, b->method);
+  EXPECT_EQ(a->params, b->params);
+  auto raw = translate({"call", "anything_at_all", R"({"x": [1]})"});
+  ASSERT_TRUE(raw.ok()) << raw.error().message;
+  EXPECT_EQ(raw->method, "anything_at_all");
+  EXPECT_EQ(raw->params, json({{"x", {1}}}));
+  auto raw_line = parse_line(R"(call bdev_get_bdevs '{"name": "M0"}')");
+  ASSERT_TRUE(raw_line.ok()) << raw_line.error().message;
+  EXPECT_EQ(raw_line->params["name"], "M0");
+  EXPECT_FALSE(translate({"call"}).ok());
+  EXPECT_FALSE(translate({"call", "m", "[1]"}).ok());
+  EXPECT_TRUE(translate({})->method.empty());
+}
+
+// An init file has no stdin: load_config must name its file instead of
+// blocking start-up on a read of the daemon's stdin.
+TEST(ParseLine, LoadConfigNeedsAFileInInitFiles) {
+  auto r = parse_line("load_config");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("-j"), std::string::npos) << r.error().message;
+  auto f = parse_line("load_config -j /nonexistent/config.json");
+  ASSERT_FALSE(f.ok());
+  EXPECT_NE(f.error().message.find("/nonexistent/config.json"), std::string::npos);
+}
+
+// virtnet.json's generic names (list, query ...) belong to the virtnet CLI:
+// spdk_rpc / snap_rpc and the init files do not know them (SNAP's snap_rpc.py
+// answers "list" with an unknown command).
+TEST(Translate, VirtnetMethodsAreNotSnapCommands) {
+  auto& reg = schema::Registry::get();
+  ASSERT_TRUE(reg.errors().empty());
+  for (const char* n : {"list", "query", "hotplug", "unplug", "stats", "modify", "health", "log",
+                        "version", "restart", "update", "debug"}) {
+    ASSERT_NE(reg.find(n), nullptr) << n;
+    EXPECT_EQ(reg.find(n)->service, schema::kServiceVirtnet) << n;
+    EXPECT_EQ(find_method(n), nullptr) << n;
+    auto r = translate({n});
+    ASSERT_FALSE(r.ok()) << n;
+    EXPECT_NE(r.error().message.find("unknown command '" + std::string(n) + "'"), std::string::npos)
+        << r.error().message;
+    EXPECT_FALSE(parse_line(n).ok()) << n;
+  }
+  for (auto& m : reg.methods())
+    if (m.file != "virtnet.json") EXPECT_EQ(m.service, schema::kServiceSnap) << m.name;
+  EXPECT_NE(find_method("bdev_get_bdevs"), nullptr);
+  EXPECT_NE(find_method("nvmf_delete_listener"), nullptr);  // aliases too
+}
+
 }  // namespace
 }  // namespace vdpu::rpc::cli

@@ -125,6 +125,27 @@ TEST(Schema, BadFilesAreRefused) {
   EXPECT_FALSE(parse_file("a", R"({"methods": [{"name": "x", "params": [{"name": "p", "short": "abc"}]}]})").ok());
 }
 
+TEST(Schema, ServiceOfAFile) {
+  auto snap = parse_file("a", R"({"methods": [{"name": "x"}]})");
+  ASSERT_TRUE(snap.ok());
+  EXPECT_EQ((*snap)[0].service, kServiceSnap);
+  auto vn = parse_file("a", R"({"service": "virtnet", "methods": [{"name": "x"}]})");
+  ASSERT_TRUE(vn.ok());
+  EXPECT_EQ((*vn)[0].service, kServiceVirtnet);
+  EXPECT_FALSE(parse_file("a", R"({"service": "other", "methods": []})").ok());
+  EXPECT_FALSE(parse_file("a", R"({"service": 1, "methods": []})").ok());
+  EXPECT_FALSE(parse_file("a", R"({"methods": [], "colour": 1})").ok());
+  // Names are unique across services: a generic virtnet name cannot shadow
+  // (or be shadowed by) an SPDK/SNAP method.
+  Registry r;
+  ASSERT_TRUE(r.add_file("v.json", R"({"service": "virtnet", "methods": [{"name": "list"}]})").ok());
+  EXPECT_FALSE(r.add_file("s.json", R"({"methods": [{"name": "list"}]})").ok());
+  EXPECT_FALSE(r.add_file("s.json", R"({"methods": [{"name": "y", "aliases": ["list"]}]})").ok());
+  EXPECT_NE(r.find("list"), nullptr);
+  EXPECT_NE(r.find("list", kServiceVirtnet), nullptr);
+  EXPECT_EQ(r.find("list", kServiceSnap), nullptr);
+}
+
 TEST(Schema, EmbeddedFilesLoadWithoutErrors) {
   auto& reg = Registry::get();
   for (auto& e : reg.errors()) ADD_FAILURE() << e;
