@@ -17,36 +17,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import time
 import unittest
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-BIN = Path(os.environ.get("VDPU_BIN_DIR", HERE.parent.parent / "build" / "bin"))
-SNAP = BIN / "vdpu-snap"
-
-
-def find_bin(name: str) -> Path:
-    for p in (BIN / name, BIN.parent / "src" / "apps" / "vdpu-perf" / name,
-              BIN.parent / "src" / "apps" / "rpc_cli" / name):
-        if p.exists():
-            return p
-    return BIN / name
-
+from common import EBUSY, EEXIST, EINVAL, ENODEV, ESTATE, SNAP, Daemon, RpcError, find_bin
 
 PERF = find_bin("vdpu-perf")
 CLI = find_bin("snap_rpc") if find_bin("snap_rpc").exists() else find_bin("vdpu-rpc")
-
-# Errc -> JSON-RPC code (src/rpc/rpc.h)
-EINVAL = -32602
-ENODEV = -19
-EEXIST = -17
-EBUSY = -16
-ESTATE = -1
 
 NQN = "nqn.2022-10.io.nvda.nvme:0"
 NQN2 = "nqn.2016-06.io.spdk:cnode1"
@@ -63,99 +43,12 @@ VIRTIO_BLK_EMULATION_NUM_PF=1
 """
 
 
-class RpcError(Exception):
-    def __init__(self, code, message):
-        super().__init__(f"{code}: {message}")
-        self.code, self.message = code, message
-
-
-class Rpc:
-    """Minimal JSON-RPC 2.0 client (one request per connection)."""
-
-    def __init__(self, path: str):
-        self.path = path
-        self.next_id = 1
-
-    def __call__(self, method: str, **params):
-        req = {"jsonrpc": "2.0", "method": method, "id": self.next_id}
-        self.next_id += 1
-        if params:
-            req["params"] = params
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(60)
-            s.connect(self.path)
-            s.sendall(json.dumps(req).encode())
-            buf = b""
-            dec = json.JSONDecoder()
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    raise RuntimeError(f"{method}: connection closed")
-                buf += chunk
-                try:
-                    resp, _ = dec.raw_decode(buf.decode())
-                    break
-                except ValueError:
-                    continue
-        if "error" in resp:
-            raise RpcError(resp["error"]["code"], resp["error"]["message"])
-        return resp["result"]
-
-
-class Daemon:
-    def __init__(self, work: Path):
-        self.work = work
-        self.sock = str(work / "spdk.sock")
-        self.env = dict(os.environ)
-        self.env.update({
-            "VDPU_STATE_DIR": str(work / "state"),
-            "VDPU_EMU_DIR": str(work / "emu"),
-            "VDPU_EMU_CONFIG": str(work / "emu.conf"),
-            "SNAP_RPC_LOG_ENABLE": "0",
-        })
-        for k in ("SNAP_RPC_INIT_CONF", "SPDK_RPC_INIT_CONF", "SNAP_RPC_INIT_CONF_JSON",
-                  "SPDK_RPC_INIT_CONF_JSON", "SNAP_EMULATION_MANAGER", "APP_ARGS"):
-            self.env.pop(k, None)
-        (work / "emu.conf").write_text(EMU_CONF)
-        self.proc = None
-        self.rpc = Rpc(self.sock)
-
-    def start(self):
-        self.log = open(self.work / "vdpu-snap.log", "ab")
-        self.proc = subprocess.Popen(
-            [str(SNAP), "-m", "0x1", "-r", self.sock],
-            env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
-        end = time.monotonic() + 30
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"vdpu-snap exited rc={self.proc.returncode}: "
-                                   + (self.work / "vdpu-snap.log").read_text()[-2000:])
-            try:
-                self.rpc("spdk_get_version")
-                return
-            except (OSError, RpcError, RuntimeError):
-                time.sleep(0.05)
-        raise TimeoutError("vdpu-snap did not answer")
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc:
-            self.log.close()
-        return self.proc.returncode if self.proc else None
-
-
 @unittest.skipUnless(SNAP.exists() and CLI.exists(), f"{SNAP} or {CLI} not built")
 class NvmeTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.work = Path(tempfile.mkdtemp(prefix="vdpu-nvme-it-"))
-        cls.d = Daemon(cls.work)
+        cls.d = Daemon(cls.work, EMU_CONF)
         cls.d.start()
         cls.rpc = cls.d.rpc
 
