@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <future>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -24,6 +25,7 @@
 #include "bdev/bdev.h"
 #include "bdev/malloc/malloc.h"
 #include "bdev/null/null.h"
+#include "bdev/nvme/nvme.h"
 #include "bdev/uring/uring.h"
 #include "perf.h"
 #include "runtime/reactor.h"
@@ -47,6 +49,12 @@ struct Config {
   std::string cpumask = "0x1";
   double time_s = 5;
   bool json = false;
+  // --bdev nvme: an NVMe/TCP controller attached in this process.
+  std::string traddr = "127.0.0.1", trsvcid = "4420", subnqn = "nqn.2016-06.io.spdk:cnode1";
+  bool hdgst = false, ddgst = false;
+  // --verify: instead of the timed run, each core writes a pattern to its
+  // own I/O slots, reads them back and compares.
+  bool verify = false;
 };
 
 // Log-linear histogram: exact below 64, then 64 sub-buckets per power of
@@ -119,8 +127,74 @@ struct Worker {
   rt::PollerId poller = 0;
   bool setup_failed = false;
   std::atomic<bool> done{false};
+  // --verify state.
+  uint32_t nworkers = 1;
+  int vphase = 0;  // 0: writing, 1: reading back
+  uint64_t vnext = 0, vdone = 0, vtotal = 0, mismatches = 0;
+  std::vector<uint64_t> vslot;  // slot of each Io (by index in ios)
 
   ~Worker() { std::free(buf); }
+
+  static uint64_t pattern(uint64_t slot, size_t word) noexcept {
+    return (slot << 24) ^ (uint64_t(word) * 0x9E3779B97F4A7C15ull) ^ 0x5644505556455249ull;
+  }
+
+  // --verify: the next slot of this core into io (write: with its pattern).
+  void submit_verify(Io& io) noexcept {
+    size_t k = size_t(&io - ios.data());
+    uint64_t slot = (vnext++) * nworkers + index;
+    vslot[k] = slot;
+    io.type = vphase == 0 ? IoType::kWrite : IoType::kRead;
+    io.offset_blocks = slot * blocks_per_io;
+    io.num_blocks = blocks_per_io;
+    auto* w = static_cast<uint64_t*>(iovs[k].iov_base);
+    size_t nw = iovs[k].iov_len / 8;
+    if (vphase == 0)
+      for (size_t j = 0; j < nw; ++j) w[j] = pattern(slot, j);
+    else
+      std::memset(w, 0, iovs[k].iov_len);
+    ch->submit(io);
+  }
+
+  rt::Poll poll_verify() noexcept {
+    bool busy = ch->poll();
+    if (nready) {
+      busy = true;
+      std::swap(ready, batch);
+      size_t n = nready;
+      nready = 0;
+      for (size_t i = 0; i < n; ++i) {
+        Io& io = *batch[i];
+        size_t k = size_t(&io - ios.data());
+        if (vphase == 1) {
+          auto* w = static_cast<const uint64_t*>(iovs[k].iov_base);
+          size_t nw = iovs[k].iov_len / 8;
+          for (size_t j = 0; j < nw; ++j)
+            if (w[j] != pattern(vslot[k], j)) {
+              ++mismatches;
+              break;
+            }
+        }
+        ++vdone;
+        if (vnext < vtotal) submit_verify(io);
+        else --inflight;
+      }
+      if (inflight == 0 && vphase == 0) {  // every write done: read them back
+        vphase = 1;
+        vnext = vdone = 0;
+        inflight = std::min<uint64_t>(ios.size(), vtotal);
+        for (uint64_t i = 0; i < inflight; ++i) submit_verify(ios[i]);
+        return rt::Poll::kBusy;
+      }
+    }
+    if (inflight == 0 && !done.load(std::memory_order_relaxed)) {
+      finish_ns = rt::now_ns();
+      rt::this_reactor()->remove_poller(poller);
+      ch.reset();
+      done.store(true, std::memory_order_release);
+    }
+    return busy ? rt::Poll::kBusy : rt::Poll::kIdle;
+  }
 
   uint64_t next_rand() noexcept {  // xorshift64*
     rng ^= rng >> 12;
@@ -181,6 +255,15 @@ struct Worker {
     seq_next = slots * index / 64 % slots;  // spread sequential streams a little
     start_ns = rt::now_ns();
     end_ns = start_ns + uint64_t(cfg->time_s * 1e9);
+    if (cfg->verify) {
+      vslot.resize(qd);
+      vtotal = std::min<uint64_t>(slots / nworkers, 4096);
+      inflight = std::min<uint64_t>(qd, vtotal);
+      start_ns = rt::now_ns();
+      for (uint64_t i = 0; i < inflight; ++i) submit_verify(ios[i]);
+      poller = rt::this_reactor()->add_poller("perf_bdev_verify", [this] { return poll_verify(); });
+      return;
+    }
     inflight = qd;
     for (auto& io : ios) submit(io);
     poller = rt::this_reactor()->add_poller("perf_bdev", [this] { return poll(); });
@@ -224,7 +307,37 @@ Result<bdev::Bdev*> make_bdev(const Config& c) {
     return bdev::uring::create({.name = "perf0", .filename = c.filename, .block_size = c.block_size,
                                 .ring_entries = std::max<uint32_t>(c.qd, 32)});
   }
+  if (c.bdev == "nvme") {
+    // No runtime here: the module's control-plane callbacks run inline on
+    // its control thread, which is fine for this single-user tool.
+    bdev::nvme::AttachOptions o;
+    o.name = "perf";
+    o.traddr = c.traddr;
+    o.trsvcid = c.trsvcid;
+    o.subnqn = c.subnqn;
+    o.hdgst = c.hdgst;
+    o.ddgst = c.ddgst;
+    o.io_queue_depth = std::max<uint32_t>(128, c.qd);
+    std::promise<Result<std::vector<std::string>>> p;
+    auto f = p.get_future();
+    bdev::nvme::attach(o, [&p](Result<std::vector<std::string>> r) { p.set_value(std::move(r)); });
+    auto r = f.get();
+    if (!r) return r.error();
+    if (r->empty()) return make_error(Errc::kNotFound, "the subsystem has no namespace");
+    bdev::Bdev* b = bdev::Manager::get().find(r->front());
+    if (!b) return make_error(Errc::kNotFound, "bdev " + r->front() + " missing");
+    return b;
+  }
   return make_error(Errc::kInvalidArgument, "unknown --bdev " + c.bdev);
+}
+
+// Detaches the NVMe/TCP controller while the reactors (which own its
+// queues) still run.
+void release_bdev(const Config& c) {
+  if (c.bdev != "nvme") return;
+  std::promise<void> p;
+  auto f = p.get_future();
+  if (bdev::nvme::detach("perf", [&p] { p.set_value(); }).ok()) f.wait();
 }
 
 int run(const Config& c) {
@@ -258,7 +371,7 @@ int run(const Config& c) {
     bdev::Manager::get().clear();
     return 2;
   }
-  auto desc = bdev::Manager::get().open(bd->name(), read_pct < 100);
+  auto desc = bdev::Manager::get().open(bd->name(), read_pct < 100 || c.verify);
   if (!desc) {
     fprintf(stderr, "open: %s\n", desc.error().message.c_str());
     return 1;
@@ -275,6 +388,7 @@ int run(const Config& c) {
     w->bdev = bd;
     w->random = random;
     w->read_pct = read_pct;
+    w->nworkers = uint32_t(cores->size());
     workers.push_back(std::move(w));
   }
   (void)bdev::tick_rate();  // calibrate before the run, not during it
@@ -290,9 +404,10 @@ int run(const Config& c) {
   for (auto& w : workers)
     while (!w->done.load(std::memory_order_acquire))
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  (*desc)->close();
+  release_bdev(c);
   for (auto& r : reactors) r->request_stop();
   for (auto& r : reactors) r->join();
-  (*desc)->close();
   bdev::Manager::get().clear();
 
   // ---- report
@@ -317,6 +432,22 @@ int run(const Config& c) {
     per_core.push_back({{"core", w->core}, {"iops", std::llround(wi)}, {"ops", w->ops}});
   }
   if (failed) return 1;
+  if (c.verify) {
+    uint64_t checked = 0, bad = 0;
+    for (auto& w : workers) {
+      checked += w->vtotal;
+      bad += w->mismatches;
+    }
+    if (c.json) {
+      printf("%s\n", nlohmann::json({{"bdev", c.bdev}, {"io_size", c.io_size}, {"verified", checked},
+                                     {"mismatches", bad}, {"errors", errors}}).dump(2).c_str());
+    } else {
+      printf("verify: %llu I/Os of %u bytes written and read back on %zu cores: %llu mismatches, %llu errors\n",
+             (unsigned long long)checked, c.io_size, cores->size(), (unsigned long long)bad,
+             (unsigned long long)errors);
+    }
+    return (bad || errors || checked == 0) ? 1 : 0;
+  }
   auto us = [&](double ticks) { return ticks * tns / 1000.0; };
   double mib_s = iops * c.io_size / (1024.0 * 1024.0);
   nlohmann::json lat = {{"avg", us(all.mean())},
@@ -348,7 +479,12 @@ int run(const Config& c) {
 
 std::function<int()> setup(CLI::App& sub) {
   auto c = std::make_shared<Config>();
-  sub.add_option("--bdev", c->bdev, "Backend: null | malloc | uring")->capture_default_str();
+  sub.add_option("--bdev", c->bdev, "Backend: null | malloc | uring | nvme (NVMe/TCP)")->capture_default_str();
+  sub.add_option("--traddr", c->traddr, "nvme: target address")->capture_default_str();
+  sub.add_option("--trsvcid", c->trsvcid, "nvme: target port")->capture_default_str();
+  sub.add_option("--subnqn", c->subnqn, "nvme: subsystem NQN")->capture_default_str();
+  sub.add_flag("--hdgst", c->hdgst, "nvme: header digest");
+  sub.add_flag("--ddgst", c->ddgst, "nvme: data digest");
   sub.add_option("--size", c->size_mib, "Size in MiB (null, malloc)")->capture_default_str();
   sub.add_option("--filename", c->filename, "File or block device (uring)");
   sub.add_option("--block-size", c->block_size, "Block size (0: 512, or detected for uring)");
@@ -366,10 +502,13 @@ std::function<int()> setup(CLI::App& sub) {
   sub.add_option("-t,--time", c->time_s, "Seconds to run")->check(CLI::Range(0.01, 3600.0))
       ->capture_default_str();
   sub.add_flag("--json", c->json, "JSON output");
+  sub.add_flag("--verify", c->verify,
+               "Write a pattern to up to 4096 I/O slots per core, read it back and compare "
+               "(instead of the timed run)");
   return [c] { return run(*c); };
 }
 
-VDPU_PERF_SUBCOMMAND("bdev", "Benchmark a bdev (null, malloc, uring) in-process", setup);
+VDPU_PERF_SUBCOMMAND("bdev", "Benchmark a bdev (null, malloc, uring, nvme over TCP) in-process", setup);
 
 }  // namespace
 }  // namespace vdpu::perf
