@@ -33,7 +33,8 @@ SKIP = 77
 ERR = {"FEATURE_VALIDATE": -1000, "DEV_NOT_FOUND": -1001, "DEV_NOT_HOTPLUG": -1002, "DRIVER_LOADED": -1004,
        "INVALID_MAC": -1008, "INVALID_MTU": -1010, "PORT_CTX_NOT_FOUND": -1011, "INVALID_QUEUE_SIZE": -1033,
        "QUEUE_SIZE_POW2": -1042, "HOTPLUG_SF_NUM_RANGE": -1048, "SF_NUM_IN_USE": -1049,
-       "DEV_NOT_READY_UNPLUG": -1065, "INVALID_QUEUES": -1073}
+       "DEV_NOT_READY_UNPLUG": -1065, "INVALID_QUEUES": -1073, "INVALID_HASH_TYPES": -1052,
+       "INVALID_RSS_KEY_SIZE": -1053}
 
 MAC = "0C:C4:7A:FF:22:93"
 
@@ -195,6 +196,12 @@ def case_query(env: Env):
     check(d["num_queues"] == "3" and d["max_queue_size"] == "1024" and d["mtu"] == "1500", d)
     check(d["pci_dev_id"] == "0x1041" and d["pci_vendor_id"] == "0x1af4", d)
     check(d["device_feature"]["value"].startswith("0x"), d)
+    # RSS / HASH_REPORT / NOTF_COAL offered; their config fields (§4.4).
+    feats = set(d["device_feature"].values())
+    for name in ("VIRTIO_NET_F_RSS", "VIRTIO_NET_F_HASH_REPORT", "VIRTIO_NET_F_NOTF_COAL"):
+        check(name in feats, f"device_feature lacks {name}: {d['device_feature']}")
+    check(d["rss_max_key_size"] == "40" and d["supported_hash_types"] == "0x3f", d)
+    check(d["dim"] == "disabled", d)
     rc, _, miss = env.cli("query", "-p", 9, check_rc=False)
     check(rc == 1 and miss == {"Error": "Device doesn't exist"}, miss)
     _, _, s = env.cli("stats", "-p", 1)
@@ -230,6 +237,11 @@ def case_errors(env: Env):
     check(out["errno"] == ERR["INVALID_MAC"], out)
     rc, _, out = env.cli("modify", "-p", 1, "device", "-q", 100, check_rc=False)
     check(out["errno"] == ERR["QUEUE_SIZE_POW2"], out)
+    rc, _, out = env.cli("modify", "-p", 1, "device", "-o", "0x40", check_rc=False)  # IP_EX: not hashed
+    check(rc == 1 and out == {"errno": -1052, "errstr": "Hash type is invalid, check help menu for supported hash types"},
+          out)
+    rc, _, out = env.cli("modify", "-p", 1, "device", "-k", 52, check_rc=False)
+    check(rc == 1 and out == {"errno": -1053, "errstr": "RSS max key size is invalid, supported key size is 40"}, out)
     rc, _, out = env.cli("unplug", "-p", 0, check_rc=False)
     check(rc == 1 and out["errno"] == ERR["DEV_NOT_HOTPLUG"], out)
     rc, _, out = env.cli("unplug", "-p", 7, check_rc=False)
@@ -239,7 +251,7 @@ def case_errors(env: Env):
     check(r.returncode == 2 and "required" in r.stderr, r.stderr)
     _, _, l = env.cli("list")
     check(len(l["devices"]) == 2, "a refused hotplug left a device behind")
-    return f"{len(cases) + 7} refusals with the spec's errno"
+    return f"{len(cases) + 9} refusals with the spec's errno"
 
 
 def case_modify(env: Env):
@@ -251,13 +263,22 @@ def case_modify(env: Env):
     env.cli("modify", "-p", 1, "device", "-qp", 2, "-dim", "enable")
     d = device(env, 1)
     check(d["max_queue_pairs"] == "2" and d["num_queues"] == "5" and d["dim"] == "enabled", d)
+    env.cli("modify", "-p", 1, "device", "-o", "0x7", "-k", 40)
+    d = device(env, 1)
+    check(d["supported_hash_types"] == "0x7" and d["rss_max_key_size"] == "40", d)
+    feats = set(d["device_feature"].values())
+    check("VIRTIO_NET_F_RSS" in feats, d["device_feature"])
+    env.cli("modify", "-p", 1, "device", "-o", "0x0")
+    feats = set(device(env, 1)["device_feature"].values())
+    check("VIRTIO_NET_F_RSS" not in feats and "VIRTIO_NET_F_HASH_REPORT" not in feats, "hash types 0: no RSS offered")
+    env.cli("modify", "-p", 1, "device", "-o", "0x3f")
     check(exists_if(env.rep(2000)), "representor lost by a device rebuild")
     env.cli("modify", "-p", 1, "queue", "-e", "event", "-n", 10, "-c", 30)
     _, _, lvl = env.cli("log", "-l", "info")
     check(lvl == "Success", lvl)
     _, _, v = env.cli("version")
     check(isinstance(v, list) and "Original Controller" in v[0] and "Destination Controller" in v[1], v)
-    return "MAC/MTU/QPs/dim changed, representor kept"
+    return "MAC/MTU/QPs/dim/hash types changed, representor kept"
 
 
 def case_bound(env: Env):
@@ -286,6 +307,9 @@ def case_bound(env: Env):
             check(rc == 1 and out["errno"] == ERR["DRIVER_LOADED"], out)
             rc, _, out = env.cli("modify", "-p", 1, "device", "-m", "02:AA:BB:CC:DD:02", check_rc=False)
             check(out["errno"] == ERR["DRIVER_LOADED"], out)
+            for opt in (("-o", "0x7"), ("-dim", "disable")):
+                rc, _, out = env.cli("modify", "-p", 1, "device", *opt, check_rc=False)
+                check(rc == 1 and out["errno"] == ERR["DRIVER_LOADED"], f"{opt}: {out}")
             _, _, out = env.cli("modify", "-p", 1, "device", "-l", 0)  # link is allowed
             _, _, out = env.cli("modify", "-p", 1, "device", "-l", 1)
             rc, _, out = env.cli("unplug", "-p", 1, check_rc=False)
@@ -332,7 +356,8 @@ def case_restart_recovery(env: Env):
     check(not exists_if(env.rep(2000)), "representor outlived the daemon")
     env.start()
     after = device(env, 1)
-    for k in ("vuid", "mac", "mtu", "max_queue_pairs", "max_queue_size", "sf_rep_net_device", "pci_bdf", "dim"):
+    for k in ("vuid", "mac", "mtu", "max_queue_pairs", "max_queue_size", "sf_rep_net_device", "pci_bdf", "dim",
+              "supported_hash_types"):
         check(before[k] == after[k], f"{k}: {before[k]} -> {after[k]}")
     check(exists_if(env.rep(2000)), "representor not restored")
     check(Path(after["vhost_user_socket"]).is_socket(), after)

@@ -99,7 +99,7 @@ const std::vector<Opt>& modify_device_opts() {
       {"-l", "--link", "link", Arg::kUint, "link status: 0 down, 1 up"},
       {"-s", "--state", "state", Arg::kUint, "device status bits"},
       {"-f", "--features", "features", Arg::kHex, "device feature bits (hex)"},
-      {"-o", "--supported_hash_types", "supported_hash_types", Arg::kHex, "hash types (hex)"},
+      {"-o", "--supported_hash_types", "supported_hash_types", Arg::kHex, "hash types (hex; driver unbound; 0 = no RSS/HASH_REPORT): 0x1 IPv4, 0x2 TCPv4, 0x4 UDPv4, 0x8 IPv6, 0x10 TCPv6, 0x20 UDPv6"},
       {"-k", "--rss_max_key_size", "rss_max_key_size", Arg::kUint, "RSS max key size (only 40)"},
       {"-r", "--rx_mode", "rx_mode", Arg::kHex, "RX mode (hex)"},
       {"-n", "--msix_num", "msix_num", Arg::kUint, "MSI-X vectors (VF)"},
@@ -110,7 +110,7 @@ const std::vector<Opt>& modify_device_opts() {
       {"-pkt_cnt", "--packet_counter", "packet_counter", Arg::kEnableDisable, "packet counters", kEnDis},
       {"-aarfs", "--aarfs", "aarfs", Arg::kEnableDisable, "auto accelerated RFS (PFs)", kEnDis},
       {"-qp", "--max_queue_pairs", "max_queue_pairs", Arg::kUint, "data virtqueue pairs"},
-      {"-dim", "--dim", "dim_config", Arg::kEnableDisable, "dynamic interrupt moderation", kEnDis},
+      {"-dim", "--dim", "dim_config", Arg::kEnableDisable, "dynamic interrupt moderation (adaptive used-buffer notification coalescing; driver unbound)", kEnDis},
       {"-netdim", "--netdim", "net_dim_config", Arg::kEnableDisable, "netDIM", kEnDis}};
   return o;
 }

@@ -87,6 +87,7 @@ const char* feature_name(uint32_t bit) {
     case 28: return "VIRTIO_F_INDIRECT_DESC";
     case 29: return "VIRTIO_F_EVENT_IDX";
     case 35: return "VIRTIO_F_IN_ORDER";
+    case 60: return "VIRTIO_NET_F_RSS";
     default: return nullptr;
   }
 }
