@@ -305,6 +305,7 @@ IoQpair* Ctrlr::qpair_for(rt::Reactor* r) {
   }
   auto q = std::make_unique<IoQpair>(r, lim_, [this](IoQpair& qp) { qpair_failed(qp); });
   q->set_qid(uint16_t(qpairs_.size() + 1));
+  q->set_name(opts_.name);
   q->start();
   IoQpair* raw = q.get();
   qpairs_.push_back(std::move(q));

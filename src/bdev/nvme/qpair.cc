@@ -150,7 +150,7 @@ void IoQpair::adopt(int fd, const TcpParams& tp) {
   head_sent_ = 0;
   fail_fast_ = false;
   failing_ = false;
-  if (!reactor_->add_wake_fd(fd).ok()) VDPU_WARN("nvme qpair {}: cannot watch its socket", qid_);
+  if (!reactor_->add_wake_fd(fd).ok()) VDPU_WARN("nvme {} queue {}: cannot watch its socket", name_, qid_);
   drain_waiting();
 }
 
@@ -197,7 +197,7 @@ void IoQpair::shutdown(IoStatus st) {
 
 void IoQpair::conn_error(const char* why) noexcept {
   if (fd_ < 0) return;
-  VDPU_WARN_RL("nvme qpair {}: connection lost: {}", qid_, why);
+  VDPU_WARN_RL("nvme {} queue {}: connection lost: {}", name_, qid_, why);
   disconnect();
   if (!dead_ && on_fail_) on_fail_(*this);
 }
@@ -454,9 +454,9 @@ void IoQpair::finish_cmd(Req& r, uint16_t status) noexcept {
     return;
   }
   if (status == kStatusShortRead)
-    VDPU_WARN_RL("nvme qpair {}: read of {} bytes completed with {} bytes of data", qid_, r.dlen, r.c2h_got);
+    VDPU_WARN_RL("nvme {} queue {}: read of {} bytes completed with {} bytes of data", name_, qid_, r.dlen, r.c2h_got);
   else
-    VDPU_WARN_RL("nvme qpair {}: {} at block {} failed: {}", qid_, io_type_name(io.type),
+    VDPU_WARN_RL("nvme {} queue {}: {} at block {} failed: {}", name_, qid_, io_type_name(io.type),
                  io.offset_blocks + io_ctx(io).done_blocks, status_text(status));
   release(r);
   complete(io, status == kStatusShortRead ? IoStatus::kFailed : io_status(status));
@@ -475,7 +475,7 @@ PduError IoQpair::on_pdu_header(const PduView& pdu, Placement* place) {
     case PduType::kC2HData: {
       const auto& d = pdu.as<C2HData>();
       if (d.cccid >= lim_.depth || !reqs_[d.cccid].io || reqs_[d.cccid].io->type != IoType::kRead)
-        return {Fes::kInvalidHeaderField, 8, "C2HData for a command that reads nothing"};
+        return {Fes::kInvalidHeaderField, 8, "C2HData for a command not in flight or not a read"};
       Req& r = reqs_[d.cccid];
       if (d.datao != r.c2h_got) return {Fes::kDataOutOfRange, 12, "C2HData out of order"};
       if (uint64_t(d.datao) + d.datal > r.dlen) return {Fes::kDataOutOfRange, 16, "C2HData beyond the command's data"};
@@ -530,7 +530,7 @@ PduError IoQpair::on_pdu_done(const PduView& pdu, bool ddgst_ok, bool* pause) {
       r.c2h_got += d.datal;
       if (!ddgst_ok) {
         r.ddgst_err = true;
-        VDPU_WARN_RL("nvme qpair {}: data digest mismatch in C2HData (cid {})", qid_, unsigned(d.cccid));
+        VDPU_WARN_RL("nvme {} queue {}: data digest mismatch in C2HData (cid {})", name_, qid_, unsigned(d.cccid));
       }
       if (d.ch.flags & kFlagSuccess) {  // no CapsuleResp follows (§3.6.2.9)
         if (!(d.ch.flags & kFlagLastPdu))
@@ -564,7 +564,7 @@ PduError IoQpair::on_pdu_done(const PduView& pdu, bool ddgst_ok, bool* pause) {
     }
     case PduType::kC2HTermReq: {
       const auto& t = pdu.as<TermReq>();
-      VDPU_WARN_RL("nvme qpair {}: target ended the connection: C2HTermReq {} (FEI {})", qid_,
+      VDPU_WARN_RL("nvme {} queue {}: target ended the connection: C2HTermReq {} (FEI {})", name_, qid_,
                    fes_name(Fes(uint16_t(t.fes))), uint32_t(t.fei));
       *pause = true;
       failing_ = true;
@@ -619,7 +619,7 @@ bool IoQpair::receive() noexcept {
       uint32_t tl = build_term_req(term, PduType::kH2CTermReq, rx_.error().fes, rx_.error().fei,
                                    rx_.error_header(), rx_.error_header_len());
       [[maybe_unused]] ssize_t w = send(fd_, term, tl, MSG_DONTWAIT | MSG_NOSIGNAL);
-      VDPU_WARN_RL("nvme qpair {}: bad PDU from the target: {} ({})", qid_, rx_.error().reason,
+      VDPU_WARN_RL("nvme {} queue {}: bad PDU from the target: {} ({})", name_, qid_, rx_.error().reason,
                    fes_name(rx_.error().fes));
       conn_error("protocol error");
       return true;

@@ -20,6 +20,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "bdev/bdev.h"
@@ -59,6 +60,8 @@ class IoQpair final : public nvmf_tcp::PduHandler {
   rt::Reactor* reactor() const { return reactor_; }
   uint16_t qid() const { return qid_; }
   void set_qid(uint16_t q) { qid_ = q; }
+  // The controller's name, for log lines.
+  void set_name(std::string n) { name_ = std::move(n); }
   const QueueLimits& limits() const { return lim_; }
 
   // ---- owning reactor ----
@@ -108,6 +111,7 @@ class IoQpair final : public nvmf_tcp::PduHandler {
   QueueLimits lim_;
   std::function<void(IoQpair&)> on_fail_;
   uint16_t qid_ = 0;
+  std::string name_;
   rt::PollerId poller_ = 0;
   int fd_ = -1;
   TcpParams tp_;

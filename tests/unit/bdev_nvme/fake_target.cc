@@ -154,6 +154,7 @@ class FakeTarget::Handler final : public PduHandler {
     ++t_.cmds;
     if (sqe.opc == nv::kOpcFabrics) return fabrics(sqe, data);
     if (qid_ == 0) return admin(sqe);
+    if (auto m = t_.misbehave.exchange(Misbehave::kNone); m != Misbehave::kNone) return misbehave(m, sqe);
     uint8_t sgl_id = reinterpret_cast<const uint8_t*>(&sqe)[39];
     uint32_t sgl_len = uint32_t(sqe.prp2 & 0xffffffffu);
     bool out = sqe.opc == nv::kIoWrite || sqe.opc == nv::kIoDatasetManagement;
@@ -170,6 +171,44 @@ class FakeTarget::Handler final : public PduHandler {
       return;
     }
     exec_io(sqe, data);
+  }
+
+  void misbehave(Misbehave m, const nv::SqEntry& sqe) {
+    alignas(8) uint8_t out[kMaxTermReqLen + kMaxTxHeader]{};
+    uint32_t n = 0;
+    switch (m) {
+      case Misbehave::kUnknownCid: {
+        static uint8_t data[512];
+        uint32_t hl = build_c2h_data(out, 999, 0, 512, true, false, TxDigests{hd_, dd_}, 0);
+        uint8_t dd[4];
+        nv::put_le32(dd, crc32c(data, 512));
+        iovec v[3] = {{out, hl}, {data, 512}, {dd, 4}};
+        send_iov(fd_, v, dd_ ? 3 : 2);
+        return;
+      }
+      case Misbehave::kBadHeaderDigest: {
+        nv::CqEntry cqe{};
+        cqe.cid = sqe.cid;
+        n = build_capsule_resp(out, cqe, hd_);
+        out[kCapsuleRespHlen] ^= 0xff;
+        break;
+      }
+      case Misbehave::kR2tOutOfRange: {
+        uint32_t len = uint32_t(sqe.prp2 & 0xffffffffu);
+        n = build_r2t(out, sqe.cid, 7, 0, len + 4096, hd_);
+        break;
+      }
+      case Misbehave::kC2HTermReq:
+        n = build_term_req(out, PduType::kC2HTermReq, Fes::kInvalidHeaderField, 0,
+                           reinterpret_cast<const uint8_t*>(&sqe), 24);
+        break;
+      case Misbehave::kBadType: {
+        n = build_capsule_cmd(out, sqe, 0, TxDigests{hd_, dd_}, 0);
+        break;
+      }
+      case Misbehave::kNone: return;
+    }
+    send(out, n);
   }
 
   void fabrics(const nv::SqEntry& sqe, const std::vector<uint8_t>& data) {

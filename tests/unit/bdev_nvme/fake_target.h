@@ -46,6 +46,16 @@ class FakeTarget {
   // Misbehaviour: after this many I/O responses, send a CapsuleResp whose
   // HLEN is wrong (-1: never).
   std::atomic<int> bad_pdu_after{-1};
+  // Misbehaviour: the next I/O command is answered with a bad PDU instead.
+  enum class Misbehave : int {
+    kNone,
+    kUnknownCid,       // C2HData for a command ID not in flight
+    kBadHeaderDigest,  // CapsuleResp whose header digest is wrong (needs hdgst)
+    kR2tOutOfRange,    // R2T beyond the command's data
+    kC2HTermReq,       // the target ends the connection
+    kBadType,          // a PDU type a host never receives (CapsuleCmd)
+  };
+  std::atomic<Misbehave> misbehave{Misbehave::kNone};
 
   std::atomic<uint64_t> connects{0}, io_connects{0}, keep_alives{0}, r2ts{0}, cmds{0};
   std::atomic<bool> got_h2c_term{false};

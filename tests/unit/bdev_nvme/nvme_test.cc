@@ -361,6 +361,45 @@ TEST_F(NvmeTcpTest, BadPduFromTargetFailsCleanly) {
   EXPECT_TRUE(removed_.load());
 }
 
+// Every kind of bad PDU from the target: the command fails (it never
+// succeeds), the host answers with H2CTermReq where the spec asks for it
+// (not to a C2HTermReq), the connection is closed and, with
+// ctrlr_loss_timeout_sec 0, the controller and its bdev go away. No crash.
+TEST_F(NvmeTcpTest, BadPdusFromTargetEachFailCleanly) {
+  using M = FakeTarget::Misbehave;
+  struct Case {
+    M m;
+    IoType io;
+    bool hdgst;
+    bool expect_term;
+  } cases[] = {
+      {M::kUnknownCid, IoType::kRead, false, true},
+      {M::kBadHeaderDigest, IoType::kRead, true, true},
+      {M::kR2tOutOfRange, IoType::kWrite, false, true},
+      {M::kC2HTermReq, IoType::kRead, false, false},
+      {M::kBadType, IoType::kRead, false, true},
+  };
+  int i = 0;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(i);
+    FakeTarget tgt;
+    tgt.start();
+    auto o = opts(tgt, "bad" + std::to_string(i));
+    o.hdgst = c.hdgst;
+    ASSERT_TRUE(attach_sync(o).ok());
+    removed_ = false;
+    open_dev("bad" + std::to_string(i) + "n1");
+    std::vector<uint8_t> buf(65536);
+    tgt.misbehave = c.m;
+    IoStatus st = io(c.io, 0, 128, {{buf.data(), buf.size()}});
+    EXPECT_NE(st, IoStatus::kSuccess);
+    if (c.expect_term) EXPECT_TRUE(eventually([&] { return tgt.got_h2c_term.load(); })) << "no H2CTermReq";
+    EXPECT_TRUE(eventually([&] { return removed_.load(); }));
+    EXPECT_TRUE(eventually([&] { return controllers().empty(); }));
+    ++i;
+  }
+}
+
 TEST_F(NvmeTcpTest, ReconnectKeepsQueuedIo) {
   FakeTarget tgt;
   tgt.start();
