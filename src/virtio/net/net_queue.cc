@@ -49,7 +49,7 @@ void NetQueueBase::publish_coalesced(uint32_t n) noexcept {
   if (p_.dim && !p.active()) {
     if (n >= kBatch) {
       if (level_ + 1 < kDimLevels) ++level_;
-    } else if (n < kBatch / 4 && level_ > 0) {
+    } else if (n > 0 && n < kBatch / 4 && level_ > 0) {  // polls that only took buffers say nothing
       --level_;
     }
     p = kDimLevel[level_];

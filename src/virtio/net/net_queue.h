@@ -74,7 +74,9 @@ struct NetQueueParams {
 
 // DIM (virtnet -dim): the coalescing levels the adaptive moderation moves
 // between; level 0 notifies at once. A poll that moves a full batch steps
-// up, one that moves less than a quarter of a batch steps down.
+// up, one that moves some packets but less than a quarter of a batch steps
+// down (polls that move none leave the level alone; the deadline and the
+// flush before sleeping bound the delay when traffic stops).
 constexpr uint32_t kDimLevels = 4;
 constexpr CoalParams kDimLevel[kDimLevels] = {{0, 0}, {64, 50}, {128, 100}, {256, 200}};
 

@@ -455,7 +455,16 @@ class ListBackend : public NetBackend {
     cfg = c;
     return {};
   }
-  uint32_t tx_burst(uint16_t, TxPkt*, uint32_t n) noexcept override { return n; }
+  std::vector<std::pair<VirtioNetHdr, std::vector<uint8_t>>> tx;  // when capture_tx
+  bool capture_tx = false;
+  uint32_t tx_burst(uint16_t, TxPkt* p, uint32_t n) noexcept override {
+    for (uint32_t i = 0; capture_tx && i < n; ++i) {
+      std::vector<uint8_t> d(p[i].len);
+      iov_to_buf(p[i].iov, p[i].iovcnt, 0, d.data(), p[i].len);
+      tx.emplace_back(p[i].hdr, std::move(d));
+    }
+    return n;
+  }
   uint32_t rx_burst(uint16_t, RxSlot* s, uint32_t n) noexcept override {
     uint32_t i = 0;
     for (; i < n && !rx.empty(); ++i) {
@@ -534,6 +543,55 @@ TEST(HashReport, V1HashHeaderCarriesValueAndType) {
   std::memcpy(&h, t.mem.ptr(bufs[2]), sizeof(h));
   EXPECT_EQ(le16toh(h.hash_report), VIRTIO_NET_HASH_REPORT_NONE) << "no hash types configured";
   EXPECT_EQ(h.hash_value, 0u);
+}
+
+TEST(HashReport, TransmitStripsTheTwentyByteHeader) {
+  GuestMem mem;
+  DriverQueue dq(mem, 64);
+  ListBackend be;
+  be.capture_tx = true;
+  NetQueueCounters cnt;
+  NetQueueParams p;
+  p.qid = 1;
+  p.hdr_len = kNetHdrHashLen;
+  p.host_gso = 0;
+  NetTxQueue q(p, &be, &cnt);
+  ASSERT_TRUE(q.start(dq.config(kFVersion1)).ok());
+  const V4& v = kV4[0];
+  auto f = v4_frame(v.src, v.dst, 17, 1, 2);
+  VirtioNetHdrHash h{};
+  h.hdr.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+  h.hdr.csum_start = htole16(34);
+  h.hdr.csum_offset = htole16(6);
+  h.hash_value = 0xdeadbeef;  // meaningless on transmit
+  std::vector<uint8_t> pkt(sizeof(h));
+  std::memcpy(pkt.data(), &h, sizeof(h));
+  pkt.insert(pkt.end(), f.begin(), f.end());
+  // Header split across two descriptors at byte 16 (inside the hash fields).
+  uint64_t a = mem.alloc(16), b = mem.alloc(pkt.size() - 16);
+  mem.write(a, pkt.data(), 16);
+  mem.write(b, pkt.data() + 16, pkt.size() - 16);
+  dq.add({{a, 16, false}, {b, uint32_t(pkt.size() - 16), false}});
+  EXPECT_EQ(q.poll(), rt::Poll::kBusy);
+  ASSERT_EQ(be.tx.size(), 1u);
+  EXPECT_EQ(be.tx[0].first.flags, VIRTIO_NET_HDR_F_NEEDS_CSUM);
+  EXPECT_EQ(le16toh(be.tx[0].first.csum_start), 34);
+  EXPECT_EQ(be.tx[0].second, f) << "the frame starts after 20 bytes";
+}
+
+TEST(HashReport, InProcessBackendsWriteTheLongHeader) {
+  const uint8_t dst[6] = {2, 0, 0, 0, 0, 1};
+  GenBackend g(1, 100, dst);
+  BackendConfig bc;
+  bc.hdr_len = kNetHdrHashLen;
+  ASSERT_TRUE(g.configure(bc).ok());
+  std::vector<uint8_t> buf(256, 0xee);
+  iovec iv{buf.data(), buf.size()};
+  RxSlot s{&iv, 1, uint32_t(buf.size()), 0};
+  ASSERT_EQ(g.rx_burst(0, &s, 1), 1u);
+  EXPECT_EQ(s.len, kNetHdrHashLen + 100);
+  for (uint32_t i = 0; i < kNetHdrHashLen; ++i) EXPECT_EQ(buf[i], 0) << i;
+  EXPECT_EQ(0, std::memcmp(&buf[kNetHdrHashLen], dst, 6));
 }
 
 uint64_t g_fake_now = 0;
