@@ -125,7 +125,11 @@ constexpr uint8_t kCntrltypeDiscovery = 2, kCntrltypeAdmin = 3;
 
 enum Trtype : uint8_t { kTrtypeRdma = 1, kTrtypeFc = 2, kTrtypeTcp = 3, kTrtypeLoop = 254 };
 enum Adrfam : uint8_t { kAdrfamIpv4 = 1, kAdrfamIpv6 = 2, kAdrfamIb = 3, kAdrfamFc = 4 };
-enum Subtype : uint8_t { kSubtypeDiscoveryReferral = 1, kSubtypeNvm = 2, kSubtypeCurrentDiscovery = 3 };
+enum Subtype : uint8_t {
+  kSubtypeDiscoveryReferral = 1,
+  kSubtypeNvm = 2,
+  kSubtypeCurrentDiscovery = 3
+};
 // TREQ bits 1:0: 0 not specified, 1 secure channel required, 2 not required.
 constexpr uint8_t kTreqNotSpecified = 0, kTreqSecureChannelNotRequired = 2;
 // TCP transport specific address subtype (Figure 262 TSAS for TCP): SECTYPE.
@@ -164,8 +168,10 @@ static_assert(offsetof(DiscoveryLogEntry, trsvcid) == 32 &&
 // the capsule is a Data Block with subtype Offset (0x01), data moved by
 // R2T/C2H is a Transport SGL Data Block (type 5, subtype 0xA).
 constexpr uint8_t kSglSubtypeAddress = 0x0, kSglSubtypeOffset = 0x1, kSglSubtypeTransport = 0xa;
-constexpr uint8_t sgl_id(uint8_t type, uint8_t subtype) { return uint8_t((type << 4) | subtype); }
-constexpr uint8_t kSglIdIncapsule = sgl_id(kSglDataBlock, kSglSubtypeOffset);             // 0x01
+constexpr uint8_t sgl_id(uint8_t type, uint8_t subtype) {
+  return uint8_t((type << 4) | subtype);
+}
+constexpr uint8_t kSglIdIncapsule = sgl_id(kSglDataBlock, kSglSubtypeOffset);              // 0x01
 constexpr uint8_t kSglIdTransport = sgl_id(kSglTransportDataBlock, kSglSubtypeTransport);  // 0x5a
 
 // Identify Controller NVMe-oF attributes (Base 2.0 Figure 275, bytes 1792..2047).

@@ -78,6 +78,12 @@ void namespace_create(const json& p, Responder r) {
 void namespace_destroy(const json& p, Responder r) {
   NVME_GET(nqn, req_str(p, "nqn"));
   NVME_GET(nsid, req_u32(p, "nsid", 1, 0xfffffffe));
+  // A namespace no controller of ours holds may still be used by hosts of
+  // an NVMe-oF transport (TCP): nvmf_remove_ns disconnects them first.
+  Subsys* s = manager().find_subsys(nqn);
+  nv::Namespace* ns = s ? s->s->find_namespace(nsid) : nullptr;
+  if (ns && !ns->controller() && !s->listeners.empty())
+    return manager().nvmf_remove_ns(nqn, nsid, reply_status(std::move(r)));
   r.status(manager().namespace_destroy(nqn, nsid));
 }
 

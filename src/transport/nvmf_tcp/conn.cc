@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "base/log.h"
+#include "runtime/reactor.h"
 
 namespace vdpu::nvmf_tcp {
 
@@ -59,7 +60,10 @@ void Connection::start() {
   buf_size_ = std::max({o.max_io_size, o.in_capsule_data_size, kAdminInCapsule});
   buf_size_ = (buf_size_ + 4095) & ~4095u;
   uint32_t entries = std::max(o.max_queue_depth, o.max_aq_depth);
-  poller_ = t_.env.add_poller(reactor_, "nvmf_tcp_conn", [this] { return poll(); }, 0);
+  poller_ = t_.env.add_poller(
+      reactor_, "nvmf_tcp_conn", [this] { return poll(); }, 0);
+  // Event mode: a readable socket wakes a sleeping reactor (the poller reads).
+  if (rt::Reactor* r = rt::this_reactor()) wake_ = r->add_wake_fd(fd_).ok();
   if (!alloc_pool(entries)) {
     VDPU_ERR("nvmf_tcp: cannot allocate {} request buffers", entries);
     free_ = nullptr;
@@ -119,8 +123,7 @@ void Connection::release(TcpReq& r) {
 bool Connection::poll() noexcept {
   if (st_ == St::kClosing) {
     flush_tx();
-    if (bdev_inflight_ == 0 &&
-        (!tx_head_ || fd_ < 0 || t_.env.now_ns() >= close_deadline_ns_)) {
+    if (bdev_inflight_ == 0 && (!tx_head_ || fd_ < 0 || t_.env.now_ns() >= close_deadline_ns_)) {
       finish_close();  // deletes this
     }
     return true;
@@ -275,6 +278,8 @@ void Connection::close(const char* why, Fes fes, uint32_t fei) {
 }
 
 void Connection::finish_close() {
+  if (wake_) rt::this_reactor()->remove_wake_fd(fd_);
+  wake_ = false;
   if (poller_) t_.env.remove_poller(reactor_, poller_);
   poller_ = 0;
   chans_.clear();  // no bdev I/O in flight
@@ -582,27 +587,27 @@ void Connection::exec_admin(TcpReq& r) {
   nvme::SqEntry cmd = r.cmd;
   uint32_t out_len = r.to_host ? r.xfer : 0;
   std::shared_ptr<FabricsCtrl> ctrl = ctrl_;
-  t_.env.post(nvme::kMainReactor, [t, ctrl, cmd, in = std::move(in), out_len, alive, self, me,
-                                   idx, prop] {
-    AdminReply rep;
-    if (ctrl->dead)
-      rep.status = sc::kCommandSequenceError;
-    else
-      rep = prop ? ctrl->property(cmd) : ctrl->exec_admin(cmd, in, out_len);
-    t->env.post(me, [alive, self, idx, rep = std::move(rep)]() mutable {
-      if (!*alive) return;
-      TcpReq& r = self->reqs_[idx];
-      if (rep.park || self->st_ == St::kClosing) return;
-      if (r.to_host && r.xfer && rep.status == sc::kSuccess) {
-        size_t n = std::min<size_t>(rep.data.size(), r.xfer);
-        std::memcpy(r.buf, rep.data.data(), n);
-        std::memset(r.buf + n, 0, r.xfer - n);
-        r.cdw0 = rep.cdw0;
-        return self->send_c2h(r);
-      }
-      self->complete(r, rep.status, rep.cdw0, rep.cdw1);
-    });
-  });
+  t_.env.post(nvme::kMainReactor,
+              [t, ctrl, cmd, in = std::move(in), out_len, alive, self, me, idx, prop] {
+                AdminReply rep;
+                if (ctrl->dead)
+                  rep.status = sc::kCommandSequenceError;
+                else
+                  rep = prop ? ctrl->property(cmd) : ctrl->exec_admin(cmd, in, out_len);
+                t->env.post(me, [alive, self, idx, rep = std::move(rep)]() mutable {
+                  if (!*alive) return;
+                  TcpReq& r = self->reqs_[idx];
+                  if (rep.park || self->st_ == St::kClosing) return;
+                  if (r.to_host && r.xfer && rep.status == sc::kSuccess) {
+                    size_t n = std::min<size_t>(rep.data.size(), r.xfer);
+                    std::memcpy(r.buf, rep.data.data(), n);
+                    std::memset(r.buf + n, 0, r.xfer - n);
+                    r.cdw0 = rep.cdw0;
+                    return self->send_c2h(r);
+                  }
+                  self->complete(r, rep.status, rep.cdw0, rep.cdw1);
+                });
+              });
 }
 
 void Connection::exec_io(TcpReq& r) {
@@ -618,8 +623,12 @@ void Connection::exec_io(TcpReq& r) {
   const uint64_t mdts = t_.o.max_io_size;
   bdev::IoType t;
   switch (c.opc) {
-    case nvme::kIoRead: t = bdev::IoType::kRead; break;
-    case nvme::kIoWrite: t = bdev::IoType::kWrite; break;
+    case nvme::kIoRead:
+      t = bdev::IoType::kRead;
+      break;
+    case nvme::kIoWrite:
+      t = bdev::IoType::kWrite;
+      break;
     case nvme::kIoCompare:
       if (!ns.compare) return complete(r, sc::kInvalidOpcode | kStatusDnr);
       t = bdev::IoType::kCompare;

@@ -34,11 +34,11 @@ struct TcpReq {
   enum class St : uint8_t { kFree, kH2C, kExec, kTx };
   nvme::SqEntry cmd{};
   St st = St::kFree;
-  uint16_t idx = 0;  // TTAG
-  uint32_t incap = 0;     // in-capsule data bytes received
-  uint32_t xfer = 0;      // data bytes of the command
-  uint32_t recvd = 0;     // host -> controller bytes received
-  bool to_host = false;   // data direction controller -> host
+  uint16_t idx = 0;      // TTAG
+  uint32_t incap = 0;    // in-capsule data bytes received
+  uint32_t xfer = 0;     // data bytes of the command
+  uint32_t recvd = 0;    // host -> controller bytes received
+  bool to_host = false;  // data direction controller -> host
   uint16_t status = 0;
   uint32_t cdw0 = 0;
   uint8_t* buf = nullptr;
@@ -116,6 +116,7 @@ class Connection final : public PduHandler {
   TxDigests dg_{};
   uint8_t hpda_ = 0;
   uint64_t poller_ = 0;
+  bool wake_ = false;  // fd_ registered as the reactor's wake fd (event mode)
   uint16_t qid_ = 0;
   uint32_t qsize_ = 0;
   uint16_t sqhd_ = 0;

@@ -50,7 +50,7 @@ uint32_t update_sw(uint32_t c, const uint8_t* p, size_t n) noexcept {
 #if defined(__x86_64__)
 // Serial: one crc32 per 8 bytes (latency bound, ~2.7 bytes/cycle).
 __attribute__((target("sse4.2"))) uint32_t update_hw_serial(uint32_t c, const uint8_t* p,
-                                                             size_t n) noexcept {
+                                                            size_t n) noexcept {
   uint64_t c64 = c;
   while (n && (reinterpret_cast<uintptr_t>(p) & 7)) {
     c64 = __builtin_ia32_crc32qi(uint32_t(c64), *p++);
@@ -117,7 +117,7 @@ inline uint32_t shift(const ShiftTable& st, uint32_t c) {
 constexpr size_t kStream = 1024;
 
 __attribute__((target("sse4.2"))) uint32_t update_hw(uint32_t c, const uint8_t* p,
-                                                      size_t n) noexcept {
+                                                     size_t n) noexcept {
   static const ShiftTable kShift1 = make_shift(kStream);
   static const ShiftTable kShift2 = make_shift(2 * kStream);
   while (n >= 3 * kStream) {
@@ -143,10 +143,16 @@ __attribute__((target("sse4.2"))) uint32_t update_hw(uint32_t c, const uint8_t* 
   return update_hw_serial(c, p, n);
 }
 
-bool detect_hw() noexcept { return __builtin_cpu_supports("sse4.2"); }
+bool detect_hw() noexcept {
+  return __builtin_cpu_supports("sse4.2");
+}
 #else
-uint32_t update_hw(uint32_t c, const uint8_t* p, size_t n) noexcept { return update_sw(c, p, n); }
-bool detect_hw() noexcept { return false; }
+uint32_t update_hw(uint32_t c, const uint8_t* p, size_t n) noexcept {
+  return update_sw(c, p, n);
+}
+bool detect_hw() noexcept {
+  return false;
+}
 #endif
 
 const bool kHw = detect_hw();
@@ -168,6 +174,8 @@ uint32_t crc32c_iov(const struct iovec* iov, int iovcnt, size_t len) noexcept {
   return crc32c_final(s);
 }
 
-bool crc32c_hw() noexcept { return kHw; }
+bool crc32c_hw() noexcept {
+  return kHw;
+}
 
 }  // namespace vdpu::nvmf_tcp

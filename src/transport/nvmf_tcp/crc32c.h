@@ -19,7 +19,9 @@ constexpr uint32_t kCrc32cInit = 0xffffffffu;
 
 // Running state in, running state out (no pre/post inversion).
 uint32_t crc32c_update(uint32_t state, const void* data, size_t len) noexcept;
-inline uint32_t crc32c_final(uint32_t state) noexcept { return state ^ 0xffffffffu; }
+inline uint32_t crc32c_final(uint32_t state) noexcept {
+  return state ^ 0xffffffffu;
+}
 inline uint32_t crc32c(const void* data, size_t len) noexcept {
   return crc32c_final(crc32c_update(kCrc32cInit, data, len));
 }

@@ -16,8 +16,7 @@ namespace vdpu::nvmf_tcp {
 using nvme::kStatusDnr;
 namespace sc = nvme::sc;
 
-FabricsCtrl::FabricsCtrl(Target::Impl& t, nvme::Subsystem* s, const ConnectArgs& a,
-                         uint16_t id)
+FabricsCtrl::FabricsCtrl(Target::Impl& t, nvme::Subsystem* s, const ConnectArgs& a, uint16_t id)
     : tgt(t),
       subsys(s),
       subnqn(a.subnqn),
@@ -35,8 +34,7 @@ FabricsCtrl::FabricsCtrl(Target::Impl& t, nvme::Subsystem* s, const ConnectArgs&
 uint64_t FabricsCtrl::cap() const {
   uint64_t mqes = uint64_t(tgt.o.max_queue_depth - 1);
   uint64_t css = discovery() ? nvme::kCapCssNoIo : nvme::kCapCssNvm;
-  return mqes | nvme::kCapCqr | (uint64_t(30) << nvme::kCapToShift) |
-         (css << nvme::kCapCssShift);
+  return mqes | nvme::kCapCqr | (uint64_t(30) << nvme::kCapToShift) | (css << nvme::kCapCssShift);
 }
 
 AdminReply FabricsCtrl::property(const nvme::SqEntry& c) {
@@ -241,9 +239,9 @@ AdminReply FabricsCtrl::get_log_page(const nvme::SqEntry& c, uint32_t out_len) {
         // The shared opcode tables: admin commands a fabrics controller runs,
         // and the NVM command set of its I/O queues.
         nvme::CommandsSupportedLog l{};
-        for (uint8_t op : {nvme::kAdmGetLogPage, nvme::kAdmIdentify, nvme::kAdmAbort,
-                           nvme::kAdmSetFeatures, nvme::kAdmGetFeatures,
-                           nvme::kAdmAsyncEventRequest, nvme::kAdmKeepAlive})
+        for (uint8_t op :
+             {nvme::kAdmGetLogPage, nvme::kAdmIdentify, nvme::kAdmAbort, nvme::kAdmSetFeatures,
+              nvme::kAdmGetFeatures, nvme::kAdmAsyncEventRequest, nvme::kAdmKeepAlive})
           l.acs[op] = nvme::admin_effects(op);
         nvme::GroupConfig cfg;
         cfg.write_zeroes = oncs() & nvme::kOncsWriteZeroes;
@@ -285,21 +283,38 @@ AdminReply FabricsCtrl::set_features(const nvme::SqEntry& c) {
       r.cdw0 = granted | (granted << 16);
       break;
     }
-    case nvme::kFidKeepAliveTimer: kato_ms = v; break;
-    case nvme::kFidAsyncEventConfig: aec = v; break;
-    case nvme::kFidVolatileWriteCache: wce = v & 1; break;
-    case nvme::kFidArbitration: arbitration = v; break;
+    case nvme::kFidKeepAliveTimer:
+      kato_ms = v;
+      break;
+    case nvme::kFidAsyncEventConfig:
+      aec = v;
+      break;
+    case nvme::kFidVolatileWriteCache:
+      wce = v & 1;
+      break;
+    case nvme::kFidArbitration:
+      arbitration = v;
+      break;
     case nvme::kFidPowerManagement:
-      if ((v & 0x1f) != 0) r.status = sc::kInvalidField | kStatusDnr;  // one power state
-      else power_mgmt = v;
+      if ((v & 0x1f) != 0)
+        r.status = sc::kInvalidField | kStatusDnr;  // one power state
+      else
+        power_mgmt = v;
       break;
     case nvme::kFidTemperatureThreshold:
-      if (((v >> 20) & 3) == 0) temp_over = uint16_t(v);
-      else temp_under = uint16_t(v);
+      if (((v >> 20) & 3) == 0)
+        temp_over = uint16_t(v);
+      else
+        temp_under = uint16_t(v);
       break;
-    case nvme::kFidErrorRecovery: error_recovery = v; break;
-    case nvme::kFidWriteAtomicity: write_atomicity = v & 1; break;
-    default: r.status = sc::kInvalidField | kStatusDnr;
+    case nvme::kFidErrorRecovery:
+      error_recovery = v;
+      break;
+    case nvme::kFidWriteAtomicity:
+      write_atomicity = v & 1;
+      break;
+    default:
+      r.status = sc::kInvalidField | kStatusDnr;
   }
   return r;
 }
@@ -318,17 +333,32 @@ AdminReply FabricsCtrl::get_features(const nvme::SqEntry& c) {
       r.cdw0 = g | (g << 16);
       break;
     }
-    case nvme::kFidKeepAliveTimer: r.cdw0 = kato_ms; break;
-    case nvme::kFidAsyncEventConfig: r.cdw0 = aec; break;
-    case nvme::kFidVolatileWriteCache: r.cdw0 = wce ? 1 : 0; break;
-    case nvme::kFidArbitration: r.cdw0 = arbitration; break;
-    case nvme::kFidPowerManagement: r.cdw0 = power_mgmt; break;
+    case nvme::kFidKeepAliveTimer:
+      r.cdw0 = kato_ms;
+      break;
+    case nvme::kFidAsyncEventConfig:
+      r.cdw0 = aec;
+      break;
+    case nvme::kFidVolatileWriteCache:
+      r.cdw0 = wce ? 1 : 0;
+      break;
+    case nvme::kFidArbitration:
+      r.cdw0 = arbitration;
+      break;
+    case nvme::kFidPowerManagement:
+      r.cdw0 = power_mgmt;
+      break;
     case nvme::kFidTemperatureThreshold:
       r.cdw0 = ((c.cdw11 >> 20) & 3) == 0 ? temp_over : temp_under;
       break;
-    case nvme::kFidErrorRecovery: r.cdw0 = error_recovery; break;
-    case nvme::kFidWriteAtomicity: r.cdw0 = write_atomicity; break;
-    default: r.status = sc::kInvalidField | kStatusDnr;
+    case nvme::kFidErrorRecovery:
+      r.cdw0 = error_recovery;
+      break;
+    case nvme::kFidWriteAtomicity:
+      r.cdw0 = write_atomicity;
+      break;
+    default:
+      r.status = sc::kInvalidField | kStatusDnr;
   }
   return r;
 }
@@ -339,9 +369,12 @@ AdminReply FabricsCtrl::exec_admin(const nvme::SqEntry& c, const std::vector<uin
   last_ka_ns = tgt.env.now_ns();  // any admin command restarts the keep-alive timer
   AdminReply r;
   switch (c.opc) {
-    case nvme::kAdmIdentify: return identify(c);
-    case nvme::kAdmGetLogPage: return get_log_page(c, out_len);
-    case nvme::kAdmKeepAlive: return r;
+    case nvme::kAdmIdentify:
+      return identify(c);
+    case nvme::kAdmGetLogPage:
+      return get_log_page(c, out_len);
+    case nvme::kAdmKeepAlive:
+      return r;
     case nvme::kAdmAsyncEventRequest:
       // Parked until the association ends (no events are generated).
       if (aers >= 4) {

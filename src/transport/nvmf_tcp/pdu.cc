@@ -6,28 +6,44 @@ namespace vdpu::nvmf_tcp {
 
 const char* pdu_type_name(uint8_t type) noexcept {
   switch (static_cast<PduType>(type)) {
-    case PduType::kICReq: return "ICReq";
-    case PduType::kICResp: return "ICResp";
-    case PduType::kH2CTermReq: return "H2CTermReq";
-    case PduType::kC2HTermReq: return "C2HTermReq";
-    case PduType::kCapsuleCmd: return "CapsuleCmd";
-    case PduType::kCapsuleResp: return "CapsuleResp";
-    case PduType::kH2CData: return "H2CData";
-    case PduType::kC2HData: return "C2HData";
-    case PduType::kR2T: return "R2T";
+    case PduType::kICReq:
+      return "ICReq";
+    case PduType::kICResp:
+      return "ICResp";
+    case PduType::kH2CTermReq:
+      return "H2CTermReq";
+    case PduType::kC2HTermReq:
+      return "C2HTermReq";
+    case PduType::kCapsuleCmd:
+      return "CapsuleCmd";
+    case PduType::kCapsuleResp:
+      return "CapsuleResp";
+    case PduType::kH2CData:
+      return "H2CData";
+    case PduType::kC2HData:
+      return "C2HData";
+    case PduType::kR2T:
+      return "R2T";
   }
   return "unknown";
 }
 
 const char* fes_name(Fes f) noexcept {
   switch (f) {
-    case Fes::kNone: return "none";
-    case Fes::kInvalidHeaderField: return "invalid PDU header field";
-    case Fes::kPduSequenceError: return "PDU sequence error";
-    case Fes::kHeaderDigestError: return "header digest error";
-    case Fes::kDataOutOfRange: return "data transfer out of range";
-    case Fes::kDataLimitExceeded: return "data transfer limit exceeded";
-    case Fes::kUnsupportedParameter: return "unsupported parameter";
+    case Fes::kNone:
+      return "none";
+    case Fes::kInvalidHeaderField:
+      return "invalid PDU header field";
+    case Fes::kPduSequenceError:
+      return "PDU sequence error";
+    case Fes::kHeaderDigestError:
+      return "header digest error";
+    case Fes::kDataOutOfRange:
+      return "data transfer out of range";
+    case Fes::kDataLimitExceeded:
+      return "data transfer limit exceeded";
+    case Fes::kUnsupportedParameter:
+      return "unsupported parameter";
   }
   return "unknown";
 }
@@ -92,8 +108,8 @@ uint32_t build_icresp(uint8_t* out, uint8_t cpda, bool hdgst, bool ddgst, uint32
   return kIcLen;
 }
 
-uint32_t build_term_req(uint8_t* out, PduType type, Fes fes, uint32_t fei,
-                        const uint8_t* bad_hdr, uint32_t bad_hdr_len) {
+uint32_t build_term_req(uint8_t* out, PduType type, Fes fes, uint32_t fei, const uint8_t* bad_hdr,
+                        uint32_t bad_hdr_len) {
   bad_hdr_len = std::min(bad_hdr_len, kTermReqMaxData);
   if (!bad_hdr) bad_hdr_len = 0;
   TermReq t{};
@@ -105,8 +121,8 @@ uint32_t build_term_req(uint8_t* out, PduType type, Fes fes, uint32_t fei,
   return kTermReqHlen + bad_hdr_len;
 }
 
-uint32_t build_capsule_cmd(uint8_t* out, const nvme::SqEntry& sqe, uint32_t data_len,
-                           TxDigests dg, uint8_t cpda) {
+uint32_t build_capsule_cmd(uint8_t* out, const nvme::SqEntry& sqe, uint32_t data_len, TxDigests dg,
+                           uint8_t cpda) {
   uint32_t pdo = data_pdu(out, PduType::kCapsuleCmd, 0, kCapsuleCmdHlen, data_len, dg, cpda);
   std::memcpy(out + kChLen, &sqe, sizeof sqe);
   return finish_hdr(out, kCapsuleCmdHlen, dg.hdgst, pdo);
@@ -118,8 +134,8 @@ uint32_t build_capsule_resp(uint8_t* out, const nvme::CqEntry& cqe, bool hdgst) 
   return finish_hdr(out, kCapsuleRespHlen, hdgst, 0);
 }
 
-uint32_t build_h2c_data(uint8_t* out, uint16_t cccid, uint16_t ttag, uint32_t datao,
-                        uint32_t datal, bool last, TxDigests dg, uint8_t cpda) {
+uint32_t build_h2c_data(uint8_t* out, uint16_t cccid, uint16_t ttag, uint32_t datao, uint32_t datal,
+                        bool last, TxDigests dg, uint8_t cpda) {
   uint32_t pdo =
       data_pdu(out, PduType::kH2CData, last ? kFlagLastPdu : 0, kDataHlen, datal, dg, cpda);
   H2CData* h = reinterpret_cast<H2CData*>(out);
@@ -250,7 +266,8 @@ PduError PduReceiver::check_ch() {
   if (ti.digests && bool(ch->flags & kFlagHdgst) != params_.hdgst)
     return {Fes::kInvalidHeaderField, kFeiFlags, "HDGSTF does not match the negotiated digest"};
   hdr_total_ = ti.hlen + (has_hd_ ? kDigestLen : 0);
-  if (ch->plen < hdr_total_) return {Fes::kInvalidHeaderField, kFeiPlen, "PLEN shorter than header"};
+  if (ch->plen < hdr_total_)
+    return {Fes::kInvalidHeaderField, kFeiPlen, "PLEN shorter than header"};
   const bool has_data = ch->plen > hdr_total_;
   if (has_data && !ti.may_have_data)
     return {Fes::kInvalidHeaderField, kFeiPlen, "PLEN: this PDU carries no data"};

@@ -47,17 +47,17 @@ constexpr uint8_t kDgstHdgstEnable = 1u << 0, kDgstDdgstEnable = 1u << 1;
 
 constexpr uint32_t kDigestLen = 4;
 constexpr uint32_t kChLen = 8;
-constexpr uint32_t kIcLen = 128;            // ICReq/ICResp HLEN and PLEN
+constexpr uint32_t kIcLen = 128;  // ICReq/ICResp HLEN and PLEN
 constexpr uint32_t kTermReqHlen = 24;
-constexpr uint32_t kTermReqMaxData = 128;   // the offending PDU header (at most 128 bytes)
-constexpr uint32_t kCapsuleCmdHlen = 72;    // CH + 64-byte SQE
-constexpr uint32_t kCapsuleRespHlen = 24;   // CH + 16-byte CQE
-constexpr uint32_t kDataHlen = 24;          // H2CData, C2HData
+constexpr uint32_t kTermReqMaxData = 128;  // the offending PDU header (at most 128 bytes)
+constexpr uint32_t kCapsuleCmdHlen = 72;   // CH + 64-byte SQE
+constexpr uint32_t kCapsuleRespHlen = 24;  // CH + 16-byte CQE
+constexpr uint32_t kDataHlen = 24;         // H2CData, C2HData
 constexpr uint32_t kR2tHlen = 24;
 constexpr uint32_t kMaxHlen = 128;
-constexpr uint32_t kMaxHpda = 31;           // HPDA/CPDA: alignment (x+1)*4 bytes
-constexpr uint32_t kMinMaxH2cData = 4096;   // MAXH2CDATA is at least 4 KiB
-constexpr uint16_t kPfv10 = 0;              // PDU format version 1.0
+constexpr uint32_t kMaxHpda = 31;          // HPDA/CPDA: alignment (x+1)*4 bytes
+constexpr uint32_t kMinMaxH2cData = 4096;  // MAXH2CDATA is at least 4 KiB
+constexpr uint16_t kPfv10 = 0;             // PDU format version 1.0
 
 // Header bytes a sender needs at most before the data: the longest header
 // (CapsuleCmd 72) + digest, padded to the largest PDA alignment (128).
@@ -180,11 +180,11 @@ uint32_t build_icresp(uint8_t* out, uint8_t cpda, bool hdgst, bool ddgst, uint32
 uint32_t build_term_req(uint8_t* out, PduType type, Fes fes, uint32_t fei, const uint8_t* bad_hdr,
                         uint32_t bad_hdr_len);
 // data_len: in-capsule data bytes (0: none).
-uint32_t build_capsule_cmd(uint8_t* out, const nvme::SqEntry& sqe, uint32_t data_len,
-                           TxDigests dg, uint8_t cpda);
+uint32_t build_capsule_cmd(uint8_t* out, const nvme::SqEntry& sqe, uint32_t data_len, TxDigests dg,
+                           uint8_t cpda);
 uint32_t build_capsule_resp(uint8_t* out, const nvme::CqEntry& cqe, bool hdgst);
-uint32_t build_h2c_data(uint8_t* out, uint16_t cccid, uint16_t ttag, uint32_t datao,
-                        uint32_t datal, bool last, TxDigests dg, uint8_t cpda);
+uint32_t build_h2c_data(uint8_t* out, uint16_t cccid, uint16_t ttag, uint32_t datao, uint32_t datal,
+                        bool last, TxDigests dg, uint8_t cpda);
 uint32_t build_c2h_data(uint8_t* out, uint16_t cccid, uint32_t datao, uint32_t datal, bool last,
                         bool success, TxDigests dg, uint8_t hpda);
 uint32_t build_r2t(uint8_t* out, uint16_t cccid, uint16_t ttag, uint32_t r2to, uint32_t r2tl,
@@ -223,7 +223,9 @@ struct PduView {
   uint32_t data_len = 0;  // data bytes carried (0: none)
 
   template <class T>
-  const T& as() const { return *reinterpret_cast<const T*>(hdr); }
+  const T& as() const {
+    return *reinterpret_cast<const T*>(hdr);
+  }
 };
 
 // A fatal protocol error: answered with a TermReq carrying fes/fei, then the

@@ -33,8 +33,8 @@ Result<uint32_t> opt_u32(const json& j, const char* k, uint32_t def, uint32_t lo
     return make_error(Errc::kInvalidArgument, std::string(k) + " must be an integer");
   int64_t v = j[k].get<int64_t>();
   if (v < int64_t(lo) || v > int64_t(hi))
-    return make_error(Errc::kInvalidArgument, std::string(k) + " must be in " +
-                                                  std::to_string(lo) + ".." + std::to_string(hi));
+    return make_error(Errc::kInvalidArgument, std::string(k) + " must be in " + std::to_string(lo) +
+                                                  ".." + std::to_string(hi));
   return uint32_t(v);
 }
 }  // namespace
@@ -86,8 +86,8 @@ json TargetOptions::to_json() const {
 Target::Target(nvme::Env& env, TargetOptions o, TargetHooks hooks)
     : env_(env), o_(o), impl_(std::make_unique<Impl>(*this, env, o_, std::move(hooks))) {
   Impl* im = impl_.get();
-  im->ka_poller = env_.add_poller(nvme::kMainReactor, "nvmf_tcp_ka",
-                                  [im] { return im->keep_alive_poll(); }, 100000);
+  im->ka_poller = env_.add_poller(
+      nvme::kMainReactor, "nvmf_tcp_ka", [im] { return im->keep_alive_poll(); }, 100000);
 }
 
 Target::~Target() {
@@ -99,7 +99,9 @@ Target::~Target() {
 }
 
 namespace {
-std::string key_of(const std::string& a, const std::string& s) { return a + ":" + s; }
+std::string key_of(const std::string& a, const std::string& s) {
+  return a + ":" + s;
+}
 
 Result<int> open_listener(const std::string& traddr, const std::string& trsvcid, bool* v6,
                           int* port) {
@@ -126,7 +128,8 @@ Result<int> open_listener(const std::string& traddr, const std::string& trsvcid,
     len = sizeof(*s);
     *v6 = true;
   } else {
-    return make_error(Errc::kInvalidArgument, "traddr must be an IPv4 or IPv6 address: '" + traddr + "'");
+    return make_error(Errc::kInvalidArgument,
+                      "traddr must be an IPv4 or IPv6 address: '" + traddr + "'");
   }
   int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return make_error(Errc::kIo, std::string("socket: ") + strerror(errno));
@@ -167,12 +170,13 @@ Status Target::listen(const std::string& subnqn, const std::string& traddr,
   Impl* imp = &im;
   // Accept from a 1 ms poller on the main reactor (connection set-up only;
   // the data path runs on the data reactors).
-  lp->poller = env_.add_poller(nvme::kMainReactor, "nvmf_tcp_accept",
-                               [imp, lp] {
-                                 imp->accept_ready(*lp);
-                                 return false;
-                               },
-                               1000);
+  lp->poller = env_.add_poller(
+      nvme::kMainReactor, "nvmf_tcp_accept",
+      [imp, lp] {
+        imp->accept_ready(*lp);
+        return false;
+      },
+      1000);
   ++im.genctr;
   VDPU_INFO("nvmf_tcp: listening on {} (port {}) for {}", key, lp->port, subnqn);
   return {};

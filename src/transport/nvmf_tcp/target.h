@@ -31,15 +31,15 @@ using json = nlohmann::json;
 
 // nvmf_create_transport -t tcp options (SPDK names and defaults).
 struct TargetOptions {
-  uint32_t max_queue_depth = 128;         // I/O queue entries (CAP.MQES + 1)
-  uint32_t max_aq_depth = 128;            // admin queue entries
+  uint32_t max_queue_depth = 128;  // I/O queue entries (CAP.MQES + 1)
+  uint32_t max_aq_depth = 128;     // admin queue entries
   uint32_t max_io_qpairs_per_ctrlr = 127;
-  uint32_t in_capsule_data_size = 4096;   // I/O queues; the admin queue takes 8 KiB
-  uint32_t max_io_size = 131072;          // MDTS is derived from it
-  uint32_t io_unit_size = 131072;         // MAXH2CDATA
-  bool c2h_success = true;                // C2HData SUCCESS flag instead of a CapsuleResp
-  int sock_priority = 0;                  // SO_PRIORITY of accepted sockets (0: unset)
-  uint32_t abort_timeout_sec = 1;         // accepted (abort is not implemented)
+  uint32_t in_capsule_data_size = 4096;  // I/O queues; the admin queue takes 8 KiB
+  uint32_t max_io_size = 131072;         // MDTS is derived from it
+  uint32_t io_unit_size = 131072;        // MAXH2CDATA
+  bool c2h_success = true;               // C2HData SUCCESS flag instead of a CapsuleResp
+  int sock_priority = 0;                 // SO_PRIORITY of accepted sockets (0: unset)
+  uint32_t abort_timeout_sec = 1;        // accepted (abort is not implemented)
 
   // Parses and validates SPDK's option names; unknown keys are ignored
   // (SPDK's RDMA-only options and the like). Errc::kInvalidArgument.
@@ -84,8 +84,8 @@ class Target {
   // Stops serving subnqn on that address (the socket closes with its last
   // subsystem) and disconnects the subsystem's controllers that came
   // through it; done runs when their connections are gone.
-  void stop_listen(const std::string& subnqn, const std::string& traddr,
-                   const std::string& trsvcid, std::function<void()> done);
+  void stop_listen(const std::string& subnqn, const std::string& traddr, const std::string& trsvcid,
+                   std::function<void()> done);
   // Disconnects every controller of subnqn (before a namespace or the
   // subsystem goes away); done when their connections are gone.
   void disconnect_subsystem(const std::string& subnqn, std::function<void()> done);

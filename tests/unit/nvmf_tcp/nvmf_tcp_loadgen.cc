@@ -166,7 +166,8 @@ uint16_t connect_q(Conn& c, const std::string& nqn, uint16_t qid, uint16_t sqsiz
   nvme::ConnectData d{};
   d.cntlid = cntlid;
   std::strncpy(d.subnqn, nqn.c_str(), 255);
-  std::strncpy(d.hostnqn, "nqn.2014-08.org.nvmexpress:uuid:6a7d1e4c-0d1b-4c1e-9a55-000000000b01", 255);
+  std::strncpy(d.hostnqn, "nqn.2014-08.org.nvmexpress:uuid:6a7d1e4c-0d1b-4c1e-9a55-000000000b01",
+               255);
   auto e = c.sync_cmd(s, &d, sizeof d);
   if (e.status >> 1) die("connect refused");
   return uint16_t(e.dw0);
@@ -182,18 +183,29 @@ int main(int argc, char** argv) {
   uint64_t blocks = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
-    if (k == "--addr") addr = v;
-    else if (k == "--port") port = std::atoi(v.c_str());
-    else if (k == "--nqn") nqn = v;
-    else if (k == "--rw") rw = v;
-    else if (k == "--bs") bs = uint32_t(std::atoi(v.c_str()));
-    else if (k == "--qd") qd = uint32_t(std::atoi(v.c_str()));
-    else if (k == "--time") secs = std::atof(v.c_str());
-    else if (k == "--core") core = std::atoi(v.c_str());
-    else if (k == "--blocks") blocks = std::strtoull(v.c_str(), nullptr, 10);
-    else die("unknown option");
+    if (k == "--addr")
+      addr = v;
+    else if (k == "--port")
+      port = std::atoi(v.c_str());
+    else if (k == "--nqn")
+      nqn = v;
+    else if (k == "--rw")
+      rw = v;
+    else if (k == "--bs")
+      bs = uint32_t(std::atoi(v.c_str()));
+    else if (k == "--qd")
+      qd = uint32_t(std::atoi(v.c_str()));
+    else if (k == "--time")
+      secs = std::atof(v.c_str());
+    else if (k == "--core")
+      core = std::atoi(v.c_str());
+    else if (k == "--blocks")
+      blocks = std::strtoull(v.c_str(), nullptr, 10);
+    else
+      die("unknown option");
   }
-  if (nqn.empty() || qd < 1 || qd > 1023 || bs < 512 || bs % 512) die("need --nqn, 1<=qd<1024, bs%512==0");
+  if (nqn.empty() || qd < 1 || qd > 1023 || bs < 512 || bs % 512)
+    die("need --nqn, 1<=qd<1024, bs%512==0");
   const bool write = rw == "randwrite";
   if (core >= 0) {
     cpu_set_t set;

@@ -94,7 +94,8 @@ struct Recorder : PduHandler {
     Seen s{pdu.type, pdu.flags, pdu.data_len, {pdu.hdr, pdu.hdr + pdu.hlen}, {}, ok};
     if (!discard) s.data.assign(buf.begin(), buf.begin() + pdu.data_len);
     seen.push_back(std::move(s));
-    if ((pdu.type == PduType::kICReq || pdu.type == PduType::kICResp) && rx) rx->params() = after_ic;
+    if ((pdu.type == PduType::kICReq || pdu.type == PduType::kICResp) && rx)
+      rx->params() = after_ic;
     return {};
   }
 };
@@ -176,7 +177,8 @@ TEST_F(Fixture, IcReqFields) {
   EXPECT_EQ(h.seen[0].type, PduType::kICReq);
 }
 
-class AnySplit : public Fixture, public ::testing::WithParamInterface<std::tuple<bool, bool, size_t>> {};
+class AnySplit : public Fixture,
+                 public ::testing::WithParamInterface<std::tuple<bool, bool, size_t>> {};
 
 // Every digest combination and every chunk size gives the same PDUs and data.
 TEST_P(AnySplit, CapsuleAndH2CData) {
@@ -285,17 +287,25 @@ TEST_F(Fixture, HeaderDigestMismatchIsFatal) {
 
 struct BadCase {
   const char* name;
-  bool ic;                                      // after the IC exchange
+  bool ic;  // after the IC exchange
   std::function<void(std::vector<uint8_t>&)> mutate;
   std::vector<uint8_t> (*make)();
   Fes fes;
   uint32_t fei;
 };
 
-std::vector<uint8_t> mk_icreq() { return icreq(); }
-std::vector<uint8_t> mk_capsule() { return capsule(1, pattern(64, 1), {}); }
-std::vector<uint8_t> mk_capsule0() { return capsule(1, {}, {}); }
-std::vector<uint8_t> mk_h2c() { return h2c(1, 1, 0, pattern(64, 1), {}); }
+std::vector<uint8_t> mk_icreq() {
+  return icreq();
+}
+std::vector<uint8_t> mk_capsule() {
+  return capsule(1, pattern(64, 1), {});
+}
+std::vector<uint8_t> mk_capsule0() {
+  return capsule(1, {}, {});
+}
+std::vector<uint8_t> mk_h2c() {
+  return h2c(1, 1, 0, pattern(64, 1), {});
+}
 std::vector<uint8_t> mk_c2h() {
   std::vector<uint8_t> v(kMaxTxHeader);
   v.resize(build_c2h_data(v.data(), 1, 0, 64, true, true, {}, 0));
@@ -309,7 +319,9 @@ std::vector<uint8_t> mk_r2t() {
   return v;
 }
 
-void set_plen(std::vector<uint8_t>& v, uint32_t plen) { nvme::put_le32(v.data() + 4, plen); }
+void set_plen(std::vector<uint8_t>& v, uint32_t plen) {
+  nvme::put_le32(v.data() + 4, plen);
+}
 
 class Malformed : public Fixture, public ::testing::WithParamInterface<BadCase> {};
 

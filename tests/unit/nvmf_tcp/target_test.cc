@@ -3,14 +3,15 @@
 // reactor runs on the test thread): IC negotiation, Connect rules, Property
 // Get/Set, Identify, discovery, reads and writes (in-capsule, R2T, C2H
 // SUCCESS), digests, and bad input answered by status or C2HTermReq.
+#include "transport/nvmf_tcp/target.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <cstring>
 #include <deque>
@@ -20,7 +21,6 @@
 #include "nvme/fabrics.h"
 #include "test_host.h"
 #include "transport/nvmf_tcp/pdu.h"
-#include "transport/nvmf_tcp/target.h"
 
 namespace vdpu::nvmf_tcp {
 namespace {
@@ -29,7 +29,8 @@ using nvme::test::ManualEnv;
 using nvme::test::TestBdev;
 
 constexpr const char* kNqn = "nqn.2026-11.io.vdpu:tcp-test";
-constexpr const char* kHost = "nqn.2014-08.org.nvmexpress:uuid:11111111-2222-3333-4444-555555555555";
+constexpr const char* kHost =
+    "nqn.2014-08.org.nvmexpress:uuid:11111111-2222-3333-4444-555555555555";
 
 struct Pdu {
   PduType type;
@@ -174,7 +175,8 @@ class Host : public PduHandler {
   }
   nvme::CqEntry resp() {
     auto p = next();
-    EXPECT_TRUE(p && p->type == PduType::kCapsuleResp) << (p ? pdu_type_name(uint8_t(p->type)) : "none");
+    EXPECT_TRUE(p && p->type == PduType::kCapsuleResp)
+        << (p ? pdu_type_name(uint8_t(p->type)) : "none");
     nvme::CqEntry e{};
     if (p && p->type == PduType::kCapsuleResp) std::memcpy(&e, p->hdr.data() + 8, 16);
     return e;
@@ -449,7 +451,8 @@ TEST_F(TcpTarget, DigestsEverywhere) {
   auto t = q.next();
   ASSERT_TRUE(t);
   EXPECT_EQ(t->type, PduType::kC2HTermReq);
-  EXPECT_EQ(reinterpret_cast<const TermReq*>(t->hdr.data())->fes, uint16_t(Fes::kHeaderDigestError));
+  EXPECT_EQ(reinterpret_cast<const TermReq*>(t->hdr.data())->fes,
+            uint16_t(Fes::kHeaderDigestError));
   q.pump();
   EXPECT_TRUE(q.eof);
 }
@@ -587,14 +590,14 @@ TEST_P(BadPdus, TermReqThenClose) {
   ok.bring_up();
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Pdus, BadPdus,
-    ::testing::Values(BadPdu{"type", bad_type, Fes::kInvalidHeaderField},
-                      BadPdu{"pfv", bad_pfv, Fes::kUnsupportedParameter},
-                      BadPdu{"hpda", bad_hpda, Fes::kInvalidHeaderField},
-                      BadPdu{"capsule_first", capsule_first, Fes::kPduSequenceError},
-                      BadPdu{"hlen", short_hlen, Fes::kInvalidHeaderField}),
-    [](const auto& i) { return std::string(i.param.name); });
+INSTANTIATE_TEST_SUITE_P(Pdus, BadPdus,
+                         ::testing::Values(BadPdu{"type", bad_type, Fes::kInvalidHeaderField},
+                                           BadPdu{"pfv", bad_pfv, Fes::kUnsupportedParameter},
+                                           BadPdu{"hpda", bad_hpda, Fes::kInvalidHeaderField},
+                                           BadPdu{"capsule_first", capsule_first,
+                                                  Fes::kPduSequenceError},
+                                           BadPdu{"hlen", short_hlen, Fes::kInvalidHeaderField}),
+                         [](const auto& i) { return std::string(i.param.name); });
 
 TEST_F(TcpTarget, H2CDataOutsideR2TIsFatal) {
   Host h(env, port);
