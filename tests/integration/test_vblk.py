@@ -148,7 +148,22 @@ class VblkTest(unittest.TestCase):
             state = str(self.work / "state.json")
             self.assertTrue(self.rpc("virtio_blk_controller_state_save", ctrl=name, filename=state))
             with open(state) as f:
-                self.assertEqual(json.load(f)["num_queues"], 2)
+                saved = json.load(f)
+            self.assertEqual(saved["num_queues"], 2)
+            self.assertEqual([q["qid"] for q in saved["queues"]], [0, 1])
+            for q in saved["queues"]:   # ring position + what is to be redone, per queue
+                for k in ("started", "last_avail_idx", "last_used_idx", "inflight"):
+                    self.assertIn(k, q)
+            # A malformed or foreign state is refused, naming the file.
+            bad_state = str(self.work / "state-bad.json")
+            for queues in ([dict(q, inflight=["x"]) for q in saved["queues"]],
+                           [dict(q, last_avail_idx=70000) for q in saved["queues"]],
+                           [dict(q, qid=0) for q in saved["queues"]]):
+                with open(bad_state, "w") as f:
+                    json.dump(dict(saved, queues=queues), f)
+                msg = self.assertRpcError(EINVAL, "virtio_blk_controller_state_restore",
+                                          ctrl=name, filename=bad_state)
+                self.assertIn("state-bad.json", msg)
             self.assertTrue(self.rpc("virtio_blk_controller_state_restore", ctrl=name,
                                      filename=state))
             self.assertTrue(self.rpc("virtio_blk_controller_resume", ctrl=name))
