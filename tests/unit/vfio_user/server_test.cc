@@ -498,6 +498,41 @@ TEST_F(VfioUserTwoServers, StalledPartialHeaderDoesNotBlockTheReactor) {
   EXPECT_TRUE(client_->device_info());
 }
 
+// A client that sends requests but does not read its replies fills its
+// socket: the server keeps the reply that does not fit, stops reading that
+// client, and serves the others meanwhile (a blocking send would hang the
+// reactor for good). Once the client reads, every reply arrives, in order.
+TEST_F(VfioUserTwoServers, ClientThatDoesNotReadItsRepliesDoesNotBlockTheReactor) {
+  int a = client_->socket();
+  int sndbuf = 0;
+  socklen_t sl = sizeof(sndbuf);
+  ASSERT_EQ(getsockopt(a, SOL_SOCKET, SO_RCVBUF, &sndbuf, &sl), 0);
+  // Enough 4 KiB config-space reads to overflow the client's receive buffer
+  // and the server's send buffer several times over.
+  const int n = 4 * (sndbuf / 4096 + 1) + 64;
+  for (int i = 0; i < n; ++i) {
+    Header h{uint16_t(1000 + i), VFIO_USER_REGION_READ, uint32_t(sizeof(Header) + sizeof(RegionAccess)), 0, 0};
+    RegionAccess ra{0, uint32_t(RegionIndex::kConfig), 4096};
+    uint8_t msg[sizeof(h) + sizeof(ra)];
+    memcpy(msg, &h, sizeof(h));
+    memcpy(msg + sizeof(h), &ra, sizeof(ra));
+    send_raw(a, msg, sizeof(msg));
+  }
+  auto b = Client::connect(path2_);
+  ASSERT_TRUE(b);
+  ASSERT_TRUE((*b)->negotiate());  // served while A's replies are stuck
+  ASSERT_TRUE((*b)->device_info());
+  for (int i = 0; i < n; ++i) {
+    Message m;
+    auto r = read_reply(a, m);
+    ASSERT_TRUE(r) << i << ": " << r.error().message;
+    ASSERT_EQ(m.hdr.msg_id, uint16_t(1000 + i));
+    ASSERT_EQ(m.hdr.flags & kFlagsError, 0u) << m.hdr.error_no;
+    ASSERT_EQ(m.payload.size(), sizeof(RegionAccess) + 4096);
+  }
+  EXPECT_TRUE(client_->device_info());
+}
+
 // A payload that arrives in pieces, with the fd on the first piece: the fd
 // stays with its message.
 TEST_F(VfioUserTwoServers, FdsStayWithAMessageThatArrivesInPieces) {
