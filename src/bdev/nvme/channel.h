@@ -18,7 +18,9 @@ struct IoCtx {
   uint64_t done_blocks;  // blocks already completed by earlier commands of a split Io
 };
 static_assert(sizeof(IoCtx) <= sizeof(Io::module_ctx));
-inline IoCtx& io_ctx(Io& io) { return *reinterpret_cast<IoCtx*>(io.module_ctx); }
+inline IoCtx& io_ctx(Io& io) {
+  return *reinterpret_cast<IoCtx*>(io.module_ctx);
+}
 
 class NvmeChannel : public Channel {
  public:

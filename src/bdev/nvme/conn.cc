@@ -25,7 +25,9 @@ namespace {
 using namespace vdpu::nvmf_tcp;
 namespace nv = vdpu::nvme;
 
-uint64_t deadline_after(uint32_t ms) { return rt::now_ns() + uint64_t(ms) * 1'000'000ull; }
+uint64_t deadline_after(uint32_t ms) {
+  return rt::now_ns() + uint64_t(ms) * 1'000'000ull;
+}
 
 int ms_left(uint64_t deadline) {
   uint64_t now = rt::now_ns();
@@ -35,20 +37,34 @@ int ms_left(uint64_t deadline) {
 
 const char* status_name(uint16_t s) {
   switch (s) {
-    case nv::sc::kSuccess: return "Success";
-    case nv::sc::kInvalidOpcode: return "Invalid Command Opcode";
-    case nv::sc::kInvalidField: return "Invalid Field in Command";
-    case nv::sc::kInternalError: return "Internal Error";
-    case nv::sc::kCommandSequenceError: return "Command Sequence Error";
-    case nv::sc::kInvalidNamespaceOrFormat: return "Invalid Namespace or Format";
-    case nv::sc::kConnectIncompatibleFormat: return "Connect Incompatible Format";
-    case nv::sc::kConnectControllerBusy: return "Connect Controller Busy";
-    case nv::sc::kConnectInvalidParameters: return "Connect Invalid Parameters";
-    case nv::sc::kConnectRestartDiscovery: return "Connect Restart Discovery";
-    case nv::sc::kConnectInvalidHost: return "Connect Invalid Host";
-    case nv::sc::kAuthRequired: return "Authentication Required";
-    case nv::sc::kTransientTransportError: return "Transient Transport Error";
-    default: return nullptr;
+    case nv::sc::kSuccess:
+      return "Success";
+    case nv::sc::kInvalidOpcode:
+      return "Invalid Command Opcode";
+    case nv::sc::kInvalidField:
+      return "Invalid Field in Command";
+    case nv::sc::kInternalError:
+      return "Internal Error";
+    case nv::sc::kCommandSequenceError:
+      return "Command Sequence Error";
+    case nv::sc::kInvalidNamespaceOrFormat:
+      return "Invalid Namespace or Format";
+    case nv::sc::kConnectIncompatibleFormat:
+      return "Connect Incompatible Format";
+    case nv::sc::kConnectControllerBusy:
+      return "Connect Controller Busy";
+    case nv::sc::kConnectInvalidParameters:
+      return "Connect Invalid Parameters";
+    case nv::sc::kConnectRestartDiscovery:
+      return "Connect Restart Discovery";
+    case nv::sc::kConnectInvalidHost:
+      return "Connect Invalid Host";
+    case nv::sc::kAuthRequired:
+      return "Authentication Required";
+    case nv::sc::kTransientTransportError:
+      return "Transient Transport Error";
+    default:
+      return nullptr;
   }
 }
 
@@ -61,7 +77,8 @@ class ExecHandler final : public PduHandler {
     switch (pdu.type) {
       case PduType::kCapsuleResp: {
         const auto& r = pdu.as<CapsuleResp>();
-        if (r.cqe.cid != cid_) return {Fes::kInvalidHeaderField, 8 + 12, "response for an unknown command"};
+        if (r.cqe.cid != cid_)
+          return {Fes::kInvalidHeaderField, 8 + 12, "response for an unknown command"};
         cqe = r.cqe;
         return {};
       }
@@ -113,7 +130,8 @@ class ExecHandler final : public PduHandler {
         *pause = true;
         break;
       }
-      default: break;
+      default:
+        break;
     }
     return {};
   }
@@ -136,7 +154,8 @@ class IcHandler final : public PduHandler {
  public:
   PduError on_pdu_header(const PduView& pdu, Placement* place) override {
     place->iov = nullptr;
-    if (pdu.type == PduType::kICResp) resp = pdu.as<ICResp>();
+    if (pdu.type == PduType::kICResp)
+      resp = pdu.as<ICResp>();
     else if (pdu.type != PduType::kC2HTermReq)
       return {Fes::kPduSequenceError, 0, "expected ICResp"};
     return {};
@@ -165,7 +184,9 @@ std::string status_text(uint16_t s) {
   return buf;
 }
 
-SyncConn::~SyncConn() { close(); }
+SyncConn::~SyncConn() {
+  close();
+}
 
 void SyncConn::close() {
   if (fd_ >= 0) ::close(fd_);
@@ -192,8 +213,7 @@ Status SyncConn::open(const Endpoint& ep, bool hdgst, bool ddgst, uint32_t timeo
   addrinfo* ai = nullptr;
   int gr = getaddrinfo(ep.traddr.c_str(), ep.trsvcid.c_str(), &hints, &ai);
   if (gr != 0 || !ai)
-    return make_error(Errc::kInvalidArgument,
-                      "cannot resolve " + where + ": " + gai_strerror(gr));
+    return make_error(Errc::kInvalidArgument, "cannot resolve " + where + ": " + gai_strerror(gr));
   int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     freeaddrinfo(ai);
@@ -212,7 +232,8 @@ Status SyncConn::open(const Endpoint& ep, bool hdgst, bool ddgst, uint32_t timeo
                         ep.hostsvcid.empty() ? "0" : ep.hostsvcid.c_str(), &hh, &hai);
     if (r != 0 || !hai) {
       freeaddrinfo(ai);
-      return make_error(Errc::kInvalidArgument, "bad hostaddr/hostsvcid: " + std::string(gai_strerror(r)));
+      return make_error(Errc::kInvalidArgument,
+                        "bad hostaddr/hostsvcid: " + std::string(gai_strerror(r)));
     }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     int br = bind(fd, hai->ai_addr, hai->ai_addrlen);
@@ -220,7 +241,8 @@ Status SyncConn::open(const Endpoint& ep, bool hdgst, bool ddgst, uint32_t timeo
     freeaddrinfo(hai);
     if (br != 0) {
       freeaddrinfo(ai);
-      return make_error(Errc::kIo, "cannot bind to " + ep.hostaddr + ":" + ep.hostsvcid + ": " + strerror(e));
+      return make_error(Errc::kIo,
+                        "cannot bind to " + ep.hostaddr + ":" + ep.hostsvcid + ": " + strerror(e));
     }
   }
   int cr = ::connect(fd, ai->ai_addr, ai->ai_addrlen);
@@ -235,7 +257,8 @@ Status SyncConn::open(const Endpoint& ep, bool hdgst, bool ddgst, uint32_t timeo
     socklen_t l = sizeof(err);
     getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l);
     if (n < 0 || err != 0)
-      return make_error(Errc::kIo, "cannot connect to " + where + ": " + strerror(n < 0 ? errno : err));
+      return make_error(Errc::kIo,
+                        "cannot connect to " + where + ": " + strerror(n < 0 ? errno : err));
   }
 
   // ICReq: HPDA 0, MAXR2T 0 (one outstanding R2T per command), the digests.
@@ -249,11 +272,14 @@ Status SyncConn::open(const Endpoint& ep, bool hdgst, bool ddgst, uint32_t timeo
                                            std::to_string(h.term_fes) + ")");
   const ICResp& r = h.resp;
   if (r.pfv != kPfv10)
-    return make_error(Errc::kProtocol, where + ": unsupported PDU format version " + std::to_string(r.pfv));
+    return make_error(Errc::kProtocol,
+                      where + ": unsupported PDU format version " + std::to_string(r.pfv));
   if (r.cpda > kMaxHpda)
-    return make_error(Errc::kProtocol, where + ": ICResp CPDA " + std::to_string(r.cpda) + " out of range");
+    return make_error(Errc::kProtocol,
+                      where + ": ICResp CPDA " + std::to_string(r.cpda) + " out of range");
   if (r.maxh2cdata < kMinMaxH2cData || r.maxh2cdata % 4)
-    return make_error(Errc::kProtocol, where + ": ICResp MAXH2CDATA " + std::to_string(r.maxh2cdata) +
+    return make_error(Errc::kProtocol, where + ": ICResp MAXH2CDATA " +
+                                           std::to_string(r.maxh2cdata) +
                                            " invalid (at least 4096, a multiple of 4)");
   tp_.hdgst = r.dgst & kDgstHdgstEnable;
   tp_.ddgst = r.dgst & kDgstDdgstEnable;
@@ -319,8 +345,9 @@ Status SyncConn::recv_until(uint64_t deadline, bool* done, PduHandler& h) {
       uint32_t tl = build_term_req(term, PduType::kH2CTermReq, rx_.error().fes, rx_.error().fei,
                                    rx_.error_header(), rx_.error_header_len());
       [[maybe_unused]] ssize_t w = send(fd_, term, tl, MSG_NOSIGNAL | MSG_DONTWAIT);
-      return make_error(Errc::kProtocol, std::string("bad PDU from the target: ") + rx_.error().reason +
-                                             " (" + fes_name(rx_.error().fes) + ")");
+      return make_error(Errc::kProtocol, std::string("bad PDU from the target: ") +
+                                             rx_.error().reason + " (" + fes_name(rx_.error().fes) +
+                                             ")");
     }
     if (used < size_t(n)) {
       // The exchange ended mid-buffer: on a synchronous queue nothing else
@@ -392,7 +419,8 @@ Result<uint16_t> SyncConn::connect(uint16_t qid, uint16_t sqsize, uint32_t kato_
   if (!r) return r.error();
   if (!r->ok()) {
     uint16_t s = r->status();
-    std::string m = "Connect (queue " + std::to_string(qid) + ") to " + subnqn + " refused: " + status_text(s);
+    std::string m =
+        "Connect (queue " + std::to_string(qid) + ") to " + subnqn + " refused: " + status_text(s);
     if (s == nv::sc::kConnectInvalidParameters) {
       uint32_t dw0 = r->cqe.dw0;
       m += std::string(" at byte ") + std::to_string(dw0 & 0xffff) + " of the " +
@@ -400,10 +428,10 @@ Result<uint16_t> SyncConn::connect(uint16_t qid, uint16_t sqsize, uint32_t kato_
       if ((dw0 >> 16) & 1 && (dw0 & 0xffff) == offsetof(nv::ConnectData, subnqn))
         m += " (no such subsystem NQN)";
     }
-    Errc e = s == nv::sc::kConnectInvalidHost ? Errc::kPermission
+    Errc e = s == nv::sc::kConnectInvalidHost         ? Errc::kPermission
              : s == nv::sc::kConnectInvalidParameters ? Errc::kNotFound
-             : s == nv::sc::kConnectControllerBusy ? Errc::kBusy
-                                                   : Errc::kIo;
+             : s == nv::sc::kConnectControllerBusy    ? Errc::kBusy
+                                                      : Errc::kIo;
     return make_error(e, m);
   }
   return uint16_t(r->cqe.dw0 & 0xffff);
@@ -419,7 +447,8 @@ Result<uint64_t> SyncConn::prop_get(uint32_t ofst, bool eight, uint32_t timeout_
   auto r = exec(sqe, nullptr, 0, nullptr, 0, timeout_ms);
   if (!r) return r.error();
   if (!r->ok())
-    return make_error(Errc::kIo, "Property Get 0x" + std::to_string(ofst) + " failed: " + status_text(r->status()));
+    return make_error(Errc::kIo, "Property Get 0x" + std::to_string(ofst) +
+                                     " failed: " + status_text(r->status()));
   return uint64_t(r->cqe.dw0) | (eight ? uint64_t(r->cqe.dw1) << 32 : 0);
 }
 
@@ -434,7 +463,8 @@ Status SyncConn::prop_set(uint32_t ofst, uint64_t value, bool eight, uint32_t ti
   auto r = exec(sqe, nullptr, 0, nullptr, 0, timeout_ms);
   if (!r) return r.error();
   if (!r->ok())
-    return make_error(Errc::kIo, "Property Set 0x" + std::to_string(ofst) + " failed: " + status_text(r->status()));
+    return make_error(Errc::kIo, "Property Set 0x" + std::to_string(ofst) +
+                                     " failed: " + status_text(r->status()));
   return {};
 }
 

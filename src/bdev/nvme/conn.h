@@ -28,8 +28,8 @@ struct Endpoint {
 // What the ICReq/ICResp exchange settled (§3.6.2.2-3).
 struct TcpParams {
   bool hdgst = false, ddgst = false;
-  uint8_t cpda = 0;             // controller's PDU data alignment for our data PDUs
-  uint32_t maxh2cdata = 4096;   // bytes per H2CData PDU
+  uint8_t cpda = 0;            // controller's PDU data alignment for our data PDUs
+  uint32_t maxh2cdata = 4096;  // bytes per H2CData PDU
 };
 
 // A completed admin command: the CQE (status decoded) and nothing else.
@@ -53,8 +53,8 @@ class SyncConn {
   Status open(const Endpoint& ep, bool hdgst, bool ddgst, uint32_t timeout_ms);
   // Runs one command: data_out (<= 8 KiB, sent in the capsule) or data_in
   // (received through C2HData). The SQE's cid and SGL are filled in here.
-  Result<Completion> exec(vdpu::nvme::SqEntry sqe, const void* data_out, uint32_t out_len, void* data_in,
-                          uint32_t in_len, uint32_t timeout_ms);
+  Result<Completion> exec(vdpu::nvme::SqEntry sqe, const void* data_out, uint32_t out_len,
+                          void* data_in, uint32_t in_len, uint32_t timeout_ms);
   // Fabrics Connect for queue qid; returns the CNTLID. Refusals become errors
   // naming the status (and for Invalid Parameters the offending field).
   Result<uint16_t> connect(uint16_t qid, uint16_t sqsize, uint32_t kato_ms, uint16_t cntlid,

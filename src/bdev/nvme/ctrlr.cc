@@ -28,8 +28,9 @@ std::string trim_field(const char* p, size_t n) {
 
 std::string uuid_of(const uint8_t* b) {
   char s[37];
-  snprintf(s, sizeof(s), "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-           b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+  snprintf(s, sizeof(s), "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+           b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+           b[14], b[15]);
   return s;
 }
 
@@ -43,11 +44,16 @@ bool all_zero(const uint8_t* p, size_t n) {
 
 const char* state_name(CtrlrState s) {
   switch (s) {
-    case CtrlrState::kConnecting: return "connecting";
-    case CtrlrState::kEnabled: return "enabled";
-    case CtrlrState::kResetting: return "resetting";
-    case CtrlrState::kDeleting: return "deleting";
-    case CtrlrState::kFailed: return "failed";
+    case CtrlrState::kConnecting:
+      return "connecting";
+    case CtrlrState::kEnabled:
+      return "enabled";
+    case CtrlrState::kResetting:
+      return "resetting";
+    case CtrlrState::kDeleting:
+      return "deleting";
+    case CtrlrState::kFailed:
+      return "failed";
   }
   return "?";
 }
@@ -60,7 +66,8 @@ Ctrlr::Ctrlr(AttachOptions o) : opts_(std::move(o)) {
   std::string hex;
   for (char c : u)
     if (c != '-') hex += c;
-  for (int i = 0; i < 16; ++i) hostid_[i] = uint8_t(std::stoul(hex.substr(size_t(i) * 2, 2), nullptr, 16));
+  for (int i = 0; i < 16; ++i)
+    hostid_[i] = uint8_t(std::stoul(hex.substr(size_t(i) * 2, 2), nullptr, 16));
 }
 
 Ctrlr::~Ctrlr() {
@@ -68,7 +75,8 @@ Ctrlr::~Ctrlr() {
 }
 
 uint32_t Ctrlr::timeout_ms() const {
-  if (opts_.fabrics_timeout_us) return uint32_t(std::max<uint64_t>(1, opts_.fabrics_timeout_us / 1000));
+  if (opts_.fabrics_timeout_us)
+    return uint32_t(std::max<uint64_t>(1, opts_.fabrics_timeout_us / 1000));
   uint32_t g = global_options().tcp_connect_timeout_ms;
   return g ? g : kDefaultTimeoutMs;
 }
@@ -114,8 +122,10 @@ void Ctrlr::stop_thread() {
   }
   cv_.notify_all();
   if (!th_.joinable()) return;
-  if (th_.get_id() == std::this_thread::get_id()) th_.detach();  // last reference dropped by the thread
-  else th_.join();
+  if (th_.get_id() == std::this_thread::get_id())
+    th_.detach();  // last reference dropped by the thread
+  else
+    th_.join();
 }
 
 bool Ctrlr::wait_for(uint64_t deadline_ns) {
@@ -147,13 +157,16 @@ Status Ctrlr::init_admin(bool first) {
   // queue entries, then wait for CSTS.RDY within CAP.TO (500 ms units).
   uint32_t cc = nv::kCcEn | (nv::kSqeSizeLog2 << 16) | (nv::kCqeSizeLog2 << 20);
   VDPU_TRY(admin_.prop_set(nv::kPropCc, cc, false, to));
-  uint64_t rdy_deadline = rt::now_ns() + std::max<uint64_t>(1, nv::bits(cap_, 31, 24)) * 500'000'000ull;
+  uint64_t rdy_deadline =
+      rt::now_ns() + std::max<uint64_t>(1, nv::bits(cap_, 31, 24)) * 500'000'000ull;
   for (;;) {
     auto csts = admin_.prop_get(nv::kPropCsts, false, to);
     if (!csts) return csts.error();
-    if (*csts & nv::kCstsCfs) return make_error(Errc::kIo, "controller fatal status (CSTS.CFS) while enabling");
+    if (*csts & nv::kCstsCfs)
+      return make_error(Errc::kIo, "controller fatal status (CSTS.CFS) while enabling");
     if (*csts & nv::kCstsRdy) break;
-    if (rt::now_ns() > rdy_deadline) return make_error(Errc::kTimeout, "controller not ready within CAP.TO");
+    if (rt::now_ns() > rdy_deadline)
+      return make_error(Errc::kTimeout, "controller not ready within CAP.TO");
     usleep(1000);
   }
 
@@ -163,10 +176,12 @@ Status Ctrlr::init_admin(bool first) {
   sqe.cdw10 = nv::kCnsController;
   auto r = admin_.exec(sqe, nullptr, 0, buf, sizeof(buf), to);
   if (!r) return r.error();
-  if (!r->ok()) return make_error(Errc::kIo, "Identify Controller failed: " + status_text(r->status()));
+  if (!r->ok())
+    return make_error(Errc::kIo, "Identify Controller failed: " + status_text(r->status()));
   const auto& id = *reinterpret_cast<const nv::IdentifyController*>(buf);
   if (id.cntrltype == nv::kCntrltypeDiscovery)
-    return make_error(Errc::kInvalidArgument, opts_.subnqn + " is a discovery controller, not an I/O controller");
+    return make_error(Errc::kInvalidArgument,
+                      opts_.subnqn + " is a discovery controller, not an I/O controller");
   sn_ = trim_field(id.sn, sizeof(id.sn));
   mn_ = trim_field(id.mn, sizeof(id.mn));
   fr_ = trim_field(id.fr, sizeof(id.fr));
@@ -198,7 +213,8 @@ Status Ctrlr::init_admin(bool first) {
   } else if (r->status() != nv::sc::kCommandSequenceError) {
     // A controller that already has its queue count answers with
     // Command Sequence Error (after a reconnect); otherwise it is fatal.
-    return make_error(Errc::kIo, "Set Features (Number of Queues) failed: " + status_text(r->status()));
+    return make_error(Errc::kIo,
+                      "Set Features (Number of Queues) failed: " + status_text(r->status()));
   }
 
   if (!first) {
@@ -241,8 +257,9 @@ Status Ctrlr::init_admin(bool first) {
     if (ins.nsze == 0) continue;  // inactive
     const nv::LbaFormat& f = ins.lbaf[ins.flbas & 0xf];
     if (f.ms != 0 || f.lbads < 9 || f.lbads > 16) {
-      VDPU_WARN("nvme {}: namespace {} skipped (LBA format with {} metadata bytes, 2^{} data bytes)",
-                opts_.name, nsid, f.ms, f.lbads);
+      VDPU_WARN(
+          "nvme {}: namespace {} skipped (LBA format with {} metadata bytes, 2^{} data bytes)",
+          opts_.name, nsid, f.ms, f.lbads);
       continue;
     }
     NsData d;
@@ -270,8 +287,8 @@ Status Ctrlr::keep_alive() {
 Status Ctrlr::connect_qpair(IoQpair& q) {
   SyncConn c;
   VDPU_TRY(c.open(ep_, opts_.hdgst, opts_.ddgst, timeout_ms()));
-  auto r = c.connect(q.qid(), uint16_t(q.limits().depth), 0, cntlid_, opts_.subnqn, hostnqn_, hostid_,
-                     timeout_ms());
+  auto r = c.connect(q.qid(), uint16_t(q.limits().depth), 0, cntlid_, opts_.subnqn, hostnqn_,
+                     hostid_, timeout_ms());
   if (!r) return r.error();
   TcpParams tp = c.params();
   int fd = c.release();
@@ -341,9 +358,11 @@ void Ctrlr::free_qpairs() {
 void Ctrlr::lose_connection(const std::string& why) {
   const uint64_t start = rt::now_ns();
   state_ = CtrlrState::kResetting;
-  VDPU_WARN("nvme {}: lost the controller ({}); reconnecting every {} s, loss timeout {} s, fast I/O fail {} s",
-            opts_.name, why, opts_.reconnect_delay_sec, opts_.ctrlr_loss_timeout_sec,
-            opts_.fast_io_fail_timeout_sec);
+  VDPU_WARN(
+      "nvme {}: lost the controller ({}); reconnecting every {} s, loss timeout {} s, fast I/O "
+      "fail {} s",
+      opts_.name, why, opts_.reconnect_delay_sec, opts_.ctrlr_loss_timeout_sec,
+      opts_.fast_io_fail_timeout_sec);
   auto disconnect_all = [this] {
     std::vector<IoQpair*> qs;
     {
@@ -364,7 +383,8 @@ void Ctrlr::lose_connection(const std::string& why) {
   const uint64_t s = 1'000'000'000ull;
   const int64_t loss = opts_.ctrlr_loss_timeout_sec;
   const uint64_t loss_at = loss < 0 ? UINT64_MAX : start + uint64_t(loss) * s;
-  const uint64_t fail_at = opts_.fast_io_fail_timeout_sec ? start + opts_.fast_io_fail_timeout_sec * s : UINT64_MAX;
+  const uint64_t fail_at =
+      opts_.fast_io_fail_timeout_sec ? start + opts_.fast_io_fail_timeout_sec * s : UINT64_MAX;
   bool fast_failed = false;
   uint64_t next_try = start;  // first attempt right away
   for (;;) {
@@ -400,7 +420,8 @@ void Ctrlr::lose_connection(const std::string& why) {
     if (st.ok()) {
       std::lock_guard lk(mu_);
       // Queues created during the outage were connected above.
-      std::erase_if(to_connect_, [&](IoQpair* q) { return std::find(qs.begin(), qs.end(), q) != qs.end(); });
+      std::erase_if(to_connect_,
+                    [&](IoQpair* q) { return std::find(qs.begin(), qs.end(), q) != qs.end(); });
       if (!failed_) {
         state_ = CtrlrState::kEnabled;
         ++reconnects_;
@@ -408,10 +429,12 @@ void Ctrlr::lose_connection(const std::string& why) {
         return;
       }
     }
-    VDPU_WARN("nvme {}: reconnect failed: {}", opts_.name, st.ok() ? "a queue broke again" : st.error().message);
+    VDPU_WARN("nvme {}: reconnect failed: {}", opts_.name,
+              st.ok() ? "a queue broke again" : st.error().message);
   }
-  VDPU_ERR("nvme {}: controller lost for good (ctrlr_loss_timeout_sec {}); deleting it and its bdevs",
-           opts_.name, loss);
+  VDPU_ERR(
+      "nvme {}: controller lost for good (ctrlr_loss_timeout_sec {}); deleting it and its bdevs",
+      opts_.name, loss);
   state_ = CtrlrState::kFailed;
   if (on_lost) on_lost();
 }
@@ -444,7 +467,8 @@ void Ctrlr::thread_main(std::function<void(Status)> ready) {
         if (stop_ || failed_ || !to_connect_.empty()) break;
         uint64_t now = rt::now_ns();
         if (now >= next_ka) break;
-        cv_.wait_for(lk, std::chrono::nanoseconds(std::min<uint64_t>(next_ka - now, 1'000'000'000ull)));
+        cv_.wait_for(lk,
+                     std::chrono::nanoseconds(std::min<uint64_t>(next_ka - now, 1'000'000'000ull)));
       }
       if (stop_) break;
       failed = failed_;
@@ -455,7 +479,8 @@ void Ctrlr::thread_main(std::function<void(Status)> ready) {
     if (failed) why = "an I/O queue failed";
     for (IoQpair* q : pending) {
       if (!why.empty()) break;
-      if (Status s = connect_qpair(*q); !s.ok()) why = "I/O queue " + std::to_string(q->qid()) + ": " + s.error().message;
+      if (Status s = connect_qpair(*q); !s.ok())
+        why = "I/O queue " + std::to_string(q->qid()) + ": " + s.error().message;
     }
     if (why.empty() && rt::now_ns() >= next_ka) {
       if (Status s = keep_alive(); !s.ok()) why = s.error().message;
@@ -470,7 +495,8 @@ void Ctrlr::thread_main(std::function<void(Status)> ready) {
   // Normal shutdown notification (CC.SHN = 01b) on the way out, best effort.
   if (state_ == CtrlrState::kEnabled || state_ == CtrlrState::kDeleting) {
     if (admin_.fd() >= 0) {
-      uint32_t cc = nv::kCcEn | (nv::kSqeSizeLog2 << 16) | (nv::kCqeSizeLog2 << 20) | (nv::kCcShnNormal << 14);
+      uint32_t cc = nv::kCcEn | (nv::kSqeSizeLog2 << 16) | (nv::kCqeSizeLog2 << 20) |
+                    (nv::kCcShnNormal << 14);
       (void)admin_.prop_set(nv::kPropCc, cc, false, 1000);
     }
   }

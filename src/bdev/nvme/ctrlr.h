@@ -78,7 +78,7 @@ class Ctrlr {
   Status connect_qpair(IoQpair& q);
   Status keep_alive();
   void lose_connection(const std::string& why);  // control thread
-  bool wait_for(uint64_t deadline_ns);            // false: stop requested
+  bool wait_for(uint64_t deadline_ns);           // false: stop requested
   void qpair_failed(IoQpair& q);                 // any reactor
   void post(IoQpair& q, std::function<void(IoQpair&)> fn);
   uint32_t timeout_ms() const;

@@ -18,8 +18,10 @@ namespace {
 
 // Runs fn on the main reactor (inline when there is no runtime: tools).
 void post_main(rt::Msg fn) {
-  if (rt::Runtime* r = rt::Runtime::get()) r->main().send_blocking(std::move(fn));
-  else fn();
+  if (rt::Runtime* r = rt::Runtime::get())
+    r->main().send_blocking(std::move(fn));
+  else
+    fn();
 }
 
 struct Entry {
@@ -49,7 +51,9 @@ class NsChannel final : public NvmeChannel {
 class NvmeBdev final : public Bdev {
  public:
   NvmeBdev(std::shared_ptr<Ctrlr> c, const NsData& ns, bool first)
-      : Bdev(ns.bdev, kModule, 1u << ns.lba_shift, ns.num_blocks), c_(std::move(c)), ns_(ns),
+      : Bdev(ns.bdev, kModule, 1u << ns.lba_shift, ns.num_blocks),
+        c_(std::move(c)),
+        ns_(ns),
         first_(first) {
     product_name_ = "NVMe disk";
     if (!ns.uuid.empty()) set_uuid(ns.uuid);
@@ -59,10 +63,14 @@ class NvmeBdev final : public Bdev {
     switch (t) {
       case IoType::kRead:
       case IoType::kWrite:
-      case IoType::kFlush: return true;
-      case IoType::kUnmap: return c_->supports_dsm();
-      case IoType::kWriteZeroes: return c_->supports_write_zeroes();
-      default: return false;
+      case IoType::kFlush:
+        return true;
+      case IoType::kUnmap:
+        return c_->supports_dsm();
+      case IoType::kWriteZeroes:
+        return c_->supports_write_zeroes();
+      default:
+        return false;
     }
   }
 
@@ -79,10 +87,9 @@ class NvmeBdev final : public Bdev {
 
   json driver_specific() const override {
     json info = c_->info()["ctrlrs"][0];
-    return {{"nvme",
-             json::array({{{"trid", info["trid"]},
-                           {"ctrlr_data", {{"cntlid", c_->cntlid()}}},
-                           {"ns_data", {{"id", ns_.nsid}}}}})}};
+    return {{"nvme", json::array({{{"trid", info["trid"]},
+                                   {"ctrlr_data", {{"cntlid", c_->cntlid()}}},
+                                   {"ns_data", {{"id", ns_.nsid}}}}})}};
   }
 
   json write_config() const override {
@@ -113,7 +120,8 @@ class NvmeBdev final : public Bdev {
 };
 
 std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return char(std::tolower(c)); });
   return s;
 }
 
@@ -192,7 +200,8 @@ Status check_reconnect_opts(int32_t loss, uint32_t delay, uint32_t fast) {
     if (fast != 0) {
       if (fast > uint32_t(loss))
         return bad("fast_io_fail_timeout_sec can't be more than ctrlr_loss_timeout_sec");
-      if (delay > fast) return bad("reconnect_delay_sec can't be more than fast_io_fail_timeout_sec");
+      if (delay > fast)
+        return bad("reconnect_delay_sec can't be more than fast_io_fail_timeout_sec");
     }
   }
   return {};
@@ -205,11 +214,13 @@ void attach(const AttachOptions& in, std::function<void(Result<std::vector<std::
   std::string tr = lower(o.trtype);
   if (tr == "rdma" || tr == "pcie" || tr == "fc")
     return fail(Errc::kUnsupported, "trtype " + o.trtype + " is not supported (only tcp)");
-  if (tr != "tcp" && tr != "nvda_tcp") return fail(Errc::kInvalidArgument, "unknown trtype " + o.trtype);
+  if (tr != "tcp" && tr != "nvda_tcp")
+    return fail(Errc::kInvalidArgument, "unknown trtype " + o.trtype);
   o.trtype = "tcp";
   o.adrfam = lower(o.adrfam.empty() ? "ipv4" : o.adrfam);
   if (o.adrfam != "ipv4" && o.adrfam != "ipv6")
-    return fail(Errc::kInvalidArgument, "adrfam " + in.adrfam + " is not valid for tcp (ipv4 or ipv6)");
+    return fail(Errc::kInvalidArgument,
+                "adrfam " + in.adrfam + " is not valid for tcp (ipv4 or ipv6)");
   if (o.traddr.empty()) return fail(Errc::kInvalidArgument, "traddr must not be empty");
   if (o.trsvcid.empty()) o.trsvcid = "4420";
   if (o.trsvcid.find_first_not_of("0123456789") != std::string::npos || o.trsvcid.size() > 5 ||
@@ -217,8 +228,10 @@ void attach(const AttachOptions& in, std::function<void(Result<std::vector<std::
     return fail(Errc::kInvalidArgument, "trsvcid " + o.trsvcid + " is not a TCP port");
   if (o.subnqn.empty() || o.subnqn.size() > 223)
     return fail(Errc::kInvalidArgument, "subnqn must be 1..223 characters");
-  if (o.hostnqn.size() > 223) return fail(Errc::kInvalidArgument, "hostnqn must be at most 223 characters");
-  if (o.io_queue_depth == 0) return fail(Errc::kInvalidArgument, "io_queue_requests must be at least 1");
+  if (o.hostnqn.size() > 223)
+    return fail(Errc::kInvalidArgument, "hostnqn must be at most 223 characters");
+  if (o.io_queue_depth == 0)
+    return fail(Errc::kInvalidArgument, "io_queue_requests must be at least 1");
   if (o.num_io_queues == 0) return fail(Errc::kInvalidArgument, "num_io_queues must be at least 1");
   if (Status s = check_reconnect_opts(o.ctrlr_loss_timeout_sec, o.reconnect_delay_sec,
                                       o.fast_io_fail_timeout_sec);
@@ -261,10 +274,11 @@ void attach(const AttachOptions& in, std::function<void(Result<std::vector<std::
 
 Status detach(const std::string& name, std::function<void()> done) {
   auto it = registry().find(name);
-  if (it == registry().end())
-    return make_error(Errc::kNotFound, "No controller named " + name);
-  if (it->second.attaching) return make_error(Errc::kBusy, "Controller " + name + " is still being attached");
-  if (it->second.deleting) return make_error(Errc::kBusy, "Controller " + name + " is already being detached");
+  if (it == registry().end()) return make_error(Errc::kNotFound, "No controller named " + name);
+  if (it->second.attaching)
+    return make_error(Errc::kBusy, "Controller " + name + " is still being attached");
+  if (it->second.deleting)
+    return make_error(Errc::kBusy, "Controller " + name + " is already being detached");
   remove_ctrlr(name, IoStatus::kAborted, std::move(done));
   return {};
 }

@@ -33,19 +33,24 @@ void bdev_nvme_attach_controller(const json& p, Responder r) {
   o.hdgst = p.value("hdgst", false);
   o.ddgst = p.value("ddgst", false);
   o.keep_alive_timeout_ms = g.keep_alive_timeout_ms;
-  o.ctrlr_loss_timeout_sec = int32_t(p.value("ctrlr_loss_timeout_sec", int64_t(g.ctrlr_loss_timeout_sec)));
+  o.ctrlr_loss_timeout_sec =
+      int32_t(p.value("ctrlr_loss_timeout_sec", int64_t(g.ctrlr_loss_timeout_sec)));
   o.reconnect_delay_sec = uint32_t(p.value("reconnect_delay_sec", uint64_t(g.reconnect_delay_sec)));
-  o.fast_io_fail_timeout_sec = uint32_t(p.value("fast_io_fail_timeout_sec", uint64_t(g.fast_io_fail_timeout_sec)));
+  o.fast_io_fail_timeout_sec =
+      uint32_t(p.value("fast_io_fail_timeout_sec", uint64_t(g.fast_io_fail_timeout_sec)));
   if (p.contains("num_io_queues")) o.num_io_queues = uint32_t(p["num_io_queues"].get<uint64_t>());
   if (g.io_queue_requests) o.io_queue_depth = g.io_queue_requests;
-  if (p.contains("io_queue_requests")) o.io_queue_depth = uint32_t(p["io_queue_requests"].get<uint64_t>());
+  if (p.contains("io_queue_requests"))
+    o.io_queue_depth = uint32_t(p["io_queue_requests"].get<uint64_t>());
   if (p.contains("fabrics_timeout")) o.fabrics_timeout_us = p["fabrics_timeout"].get<uint64_t>();
   if (p.value("prchk_reftag", false) || p.value("prchk_guard", false))
     return r.error(rpc::kInvalidParams, "protection information checking is not supported");
-  if (p.contains("psk")) return r.error(rpc::error_code(Errc::kUnsupported), "TLS (psk) is not supported");
+  if (p.contains("psk"))
+    return r.error(rpc::error_code(Errc::kUnsupported), "TLS (psk) is not supported");
   if (p.contains("multipath") && p["multipath"] != "disable")
-    return r.error(rpc::error_code(Errc::kUnsupported), "multipath " + p["multipath"].get<std::string>() +
-                                                            " is not supported (only disable)");
+    return r.error(
+        rpc::error_code(Errc::kUnsupported),
+        "multipath " + p["multipath"].get<std::string>() + " is not supported (only disable)");
   attach(o, [r](Result<std::vector<std::string>> res) mutable {
     if (!res) return r.error(res.error());
     r.result(json(*res));
@@ -72,7 +77,8 @@ void bdev_nvme_detach_controller(const json& p, Responder r) {
         differs("adrfam", trid["adrfam"]) || differs("trsvcid", trid["trsvcid"]) ||
         differs("subnqn", trid["subnqn"]) || differs("hostaddr", host["addr"]) ||
         differs("hostsvcid", host["svcid"]))
-      return r.error(rpc::error_code(Errc::kNotFound), "No path of controller " + name + " matches");
+      return r.error(rpc::error_code(Errc::kNotFound),
+                     "No path of controller " + name + " matches");
   }
   Status s = detach(name, [r]() mutable { r.result(true); });
   if (!s.ok()) r.error(s.error());
@@ -90,27 +96,42 @@ VDPU_RPC_REGISTER("bdev_nvme_get_controllers", bdev_nvme_get_controllers, rpc::k
 
 void bdev_nvme_set_options(const json& p, Responder r) {
   if (!controllers_json().empty())
-    return r.error(rpc::error_code(Errc::kPermission), "RPC not permitted with nvme controllers already attached");
+    return r.error(rpc::error_code(Errc::kPermission),
+                   "RPC not permitted with nvme controllers already attached");
   GlobalOptions g = global_options();
-  if (p.contains("action_on_timeout")) g.action_on_timeout = p["action_on_timeout"].get<std::string>();
+  if (p.contains("action_on_timeout"))
+    g.action_on_timeout = p["action_on_timeout"].get<std::string>();
   if (p.contains("timeout_us")) g.timeout_us = p["timeout_us"].get<uint64_t>();
   if (p.contains("timeout_admin_us")) g.timeout_admin_us = p["timeout_admin_us"].get<uint64_t>();
-  if (p.contains("keep_alive_timeout_ms")) g.keep_alive_timeout_ms = uint32_t(p["keep_alive_timeout_ms"].get<uint64_t>());
-  if (p.contains("retry_count")) g.transport_retry_count = uint32_t(p["retry_count"].get<uint64_t>());
-  if (p.contains("transport_retry_count")) g.transport_retry_count = uint32_t(p["transport_retry_count"].get<uint64_t>());
-  if (p.contains("bdev_retry_count")) g.bdev_retry_count = int32_t(p["bdev_retry_count"].get<int64_t>());
-  if (p.contains("nvme_adminq_poll_period_us")) g.nvme_adminq_poll_period_us = p["nvme_adminq_poll_period_us"].get<uint64_t>();
-  if (p.contains("nvme_ioq_poll_period_us")) g.nvme_ioq_poll_period_us = p["nvme_ioq_poll_period_us"].get<uint64_t>();
-  if (p.contains("io_queue_requests")) g.io_queue_requests = uint32_t(p["io_queue_requests"].get<uint64_t>());
+  if (p.contains("keep_alive_timeout_ms"))
+    g.keep_alive_timeout_ms = uint32_t(p["keep_alive_timeout_ms"].get<uint64_t>());
+  if (p.contains("retry_count"))
+    g.transport_retry_count = uint32_t(p["retry_count"].get<uint64_t>());
+  if (p.contains("transport_retry_count"))
+    g.transport_retry_count = uint32_t(p["transport_retry_count"].get<uint64_t>());
+  if (p.contains("bdev_retry_count"))
+    g.bdev_retry_count = int32_t(p["bdev_retry_count"].get<int64_t>());
+  if (p.contains("nvme_adminq_poll_period_us"))
+    g.nvme_adminq_poll_period_us = p["nvme_adminq_poll_period_us"].get<uint64_t>();
+  if (p.contains("nvme_ioq_poll_period_us"))
+    g.nvme_ioq_poll_period_us = p["nvme_ioq_poll_period_us"].get<uint64_t>();
+  if (p.contains("io_queue_requests"))
+    g.io_queue_requests = uint32_t(p["io_queue_requests"].get<uint64_t>());
   if (p.contains("delay_cmd_submit")) g.delay_cmd_submit = p["delay_cmd_submit"].get<bool>();
-  if (p.contains("transport_ack_timeout")) g.transport_ack_timeout = uint32_t(p["transport_ack_timeout"].get<uint64_t>());
-  if (p.contains("ctrlr_loss_timeout_sec")) g.ctrlr_loss_timeout_sec = int32_t(p["ctrlr_loss_timeout_sec"].get<int64_t>());
-  if (p.contains("reconnect_delay_sec")) g.reconnect_delay_sec = uint32_t(p["reconnect_delay_sec"].get<uint64_t>());
-  if (p.contains("fast_io_fail_timeout_sec")) g.fast_io_fail_timeout_sec = uint32_t(p["fast_io_fail_timeout_sec"].get<uint64_t>());
-  if (p.contains("tcp_connect_timeout_ms")) g.tcp_connect_timeout_ms = uint32_t(p["tcp_connect_timeout_ms"].get<uint64_t>());
+  if (p.contains("transport_ack_timeout"))
+    g.transport_ack_timeout = uint32_t(p["transport_ack_timeout"].get<uint64_t>());
+  if (p.contains("ctrlr_loss_timeout_sec"))
+    g.ctrlr_loss_timeout_sec = int32_t(p["ctrlr_loss_timeout_sec"].get<int64_t>());
+  if (p.contains("reconnect_delay_sec"))
+    g.reconnect_delay_sec = uint32_t(p["reconnect_delay_sec"].get<uint64_t>());
+  if (p.contains("fast_io_fail_timeout_sec"))
+    g.fast_io_fail_timeout_sec = uint32_t(p["fast_io_fail_timeout_sec"].get<uint64_t>());
+  if (p.contains("tcp_connect_timeout_ms"))
+    g.tcp_connect_timeout_ms = uint32_t(p["tcp_connect_timeout_ms"].get<uint64_t>());
   if (g.timeout_admin_us && !g.timeout_us)
     return r.error(rpc::kInvalidParams, "timeout_admin_us requires timeout_us");
-  if (Status s = check_reconnect_opts(g.ctrlr_loss_timeout_sec, g.reconnect_delay_sec, g.fast_io_fail_timeout_sec);
+  if (Status s = check_reconnect_opts(g.ctrlr_loss_timeout_sec, g.reconnect_delay_sec,
+                                      g.fast_io_fail_timeout_sec);
       !s.ok())
     return r.error(s.error());
   global_options() = g;

@@ -18,11 +18,11 @@ namespace nv = vdpu::nvme;
 
 namespace {
 
-constexpr uint64_t kMaxNlb = 65536;           // NLB is a 16-bit 0's based field
-constexpr size_t kRxBuf = 128 * 1024;         // per-connection receive buffer
-constexpr int kMaxSendIov = 64;               // iovecs per sendmsg
-constexpr size_t kZeroCopyMin = 2048;         // read straight into iovecs above this
-constexpr int kMaxPlaceIov = 256;             // iovecs of one C2HData placement
+constexpr uint64_t kMaxNlb = 65536;    // NLB is a 16-bit 0's based field
+constexpr size_t kRxBuf = 128 * 1024;  // per-connection receive buffer
+constexpr int kMaxSendIov = 64;        // iovecs per sendmsg
+constexpr size_t kZeroCopyMin = 2048;  // read straight into iovecs above this
+constexpr int kMaxPlaceIov = 256;      // iovecs of one C2HData placement
 
 // Collects iovecs for bytes [off, off+len) of src into out (at most max);
 // returns the bytes covered (less than len when out is too small).
@@ -61,11 +61,16 @@ uint32_t crc_slice(const iovec* src, uint32_t cnt, uint64_t off, size_t len) {
 
 IoStatus io_status(uint16_t s) {
   switch (s) {
-    case nv::sc::kSuccess: return IoStatus::kSuccess;
-    case nv::sc::kCompareFailure: return IoStatus::kMiscompare;
-    case nv::sc::kLbaOutOfRange: return IoStatus::kOutOfRange;
-    case nv::sc::kInvalidOpcode: return IoStatus::kUnsupported;
-    default: return IoStatus::kFailed;
+    case nv::sc::kSuccess:
+      return IoStatus::kSuccess;
+    case nv::sc::kCompareFailure:
+      return IoStatus::kMiscompare;
+    case nv::sc::kLbaOutOfRange:
+      return IoStatus::kOutOfRange;
+    case nv::sc::kInvalidOpcode:
+      return IoStatus::kUnsupported;
+    default:
+      return IoStatus::kFailed;
   }
 }
 
@@ -79,19 +84,19 @@ struct IoQpair::Req {
   Io* io = nullptr;
   uint16_t cid = 0;
   Send send = Send::kNone;
-  bool in_send = false;      // in the send FIFO
-  bool has_resp = false;     // response arrived while a PDU was still queued
+  bool in_send = false;   // in the send FIFO
+  bool has_resp = false;  // response arrived while a PDU was still queued
   bool incapsule = false;
   bool r2t_active = false;
   bool ddgst_err = false;
   bool pdu_dd = false;
   uint16_t resp_status = 0;
   uint16_t ttag = 0;
-  uint32_t nblocks = 0;      // blocks of the current command
-  uint32_t dlen = 0;         // data bytes of the current command
+  uint32_t nblocks = 0;  // blocks of the current command
+  uint32_t dlen = 0;     // data bytes of the current command
   const iovec* div = nullptr;
   uint32_t divcnt = 0;
-  uint64_t dbase = 0;        // offset of the command's data in div
+  uint64_t dbase = 0;  // offset of the command's data in div
   uint32_t c2h_got = 0;
   uint32_t r2t_off = 0, r2t_end = 0;
   uint32_t pdu_doff = 0, pdu_dlen = 0;  // data of the PDU being sent (command-relative)
@@ -104,7 +109,11 @@ struct IoQpair::Req {
 };
 
 IoQpair::IoQpair(rt::Reactor* r, QueueLimits lim, std::function<void(IoQpair&)> on_fail)
-    : reactor_(r), lim_(lim), on_fail_(std::move(on_fail)), reqs_(lim.depth), rbuf_(kRxBuf),
+    : reactor_(r),
+      lim_(lim),
+      on_fail_(std::move(on_fail)),
+      reqs_(lim.depth),
+      rbuf_(kRxBuf),
       place_iov_(kMaxPlaceIov) {
   free_.reserve(lim_.depth);
   for (uint32_t i = lim_.depth; i-- > 0;) {
@@ -150,7 +159,8 @@ void IoQpair::adopt(int fd, const TcpParams& tp) {
   head_sent_ = 0;
   fail_fast_ = false;
   failing_ = false;
-  if (!reactor_->add_wake_fd(fd).ok()) VDPU_WARN("nvme {} queue {}: cannot watch its socket", name_, qid_);
+  if (!reactor_->add_wake_fd(fd).ok())
+    VDPU_WARN("nvme {} queue {}: cannot watch its socket", name_, qid_);
   drain_waiting();
 }
 
@@ -259,7 +269,8 @@ void IoQpair::build_cmd(Req& r) noexcept {
   switch (io.type) {
     case IoType::kRead:
     case IoType::kWrite: {
-      uint64_t max = std::min<uint64_t>(kMaxNlb, std::max<uint64_t>(1, lim_.max_xfer >> c.lba_shift));
+      uint64_t max =
+          std::min<uint64_t>(kMaxNlb, std::max<uint64_t>(1, lim_.max_xfer >> c.lba_shift));
       uint64_t n = std::min(left, max);
       sqe.opc = io.type == IoType::kRead ? nv::kIoRead : nv::kIoWrite;
       sqe.cdw10 = uint32_t(lba);
@@ -321,8 +332,10 @@ void IoQpair::build_cmd(Req& r) noexcept {
 void IoQpair::queue_send(Req& r) noexcept {
   r.in_send = true;
   r.send_next = nullptr;
-  if (send_tail_) send_tail_->send_next = &r;
-  else send_head_ = &r;
+  if (send_tail_)
+    send_tail_->send_next = &r;
+  else
+    send_head_ = &r;
   send_tail_ = &r;
 }
 
@@ -342,7 +355,8 @@ bool append_pdu(const R& r, size_t skip, iovec* v, int& cnt) {
     if (skip < r.pdu_dlen) {
       int n = 0;
       size_t want = r.pdu_dlen - skip;
-      size_t got = iov_slice(r.div, r.divcnt, r.dbase + r.pdu_doff + skip, want, v + cnt, kMaxSendIov - cnt, &n);
+      size_t got = iov_slice(r.div, r.divcnt, r.dbase + r.pdu_doff + skip, want, v + cnt,
+                             kMaxSendIov - cnt, &n);
       cnt += n;
       if (got < want) return false;
       skip = 0;
@@ -454,7 +468,8 @@ void IoQpair::finish_cmd(Req& r, uint16_t status) noexcept {
     return;
   }
   if (status == kStatusShortRead)
-    VDPU_WARN_RL("nvme {} queue {}: read of {} bytes completed with {} bytes of data", name_, qid_, r.dlen, r.c2h_got);
+    VDPU_WARN_RL("nvme {} queue {}: read of {} bytes completed with {} bytes of data", name_, qid_,
+                 r.dlen, r.c2h_got);
   else
     VDPU_WARN_RL("nvme {} queue {}: {} at block {} failed: {}", name_, qid_, io_type_name(io.type),
                  io.offset_blocks + io_ctx(io).done_blocks, status_text(status));
@@ -478,9 +493,11 @@ PduError IoQpair::on_pdu_header(const PduView& pdu, Placement* place) {
         return {Fes::kInvalidHeaderField, 8, "C2HData for a command not in flight or not a read"};
       Req& r = reqs_[d.cccid];
       if (d.datao != r.c2h_got) return {Fes::kDataOutOfRange, 12, "C2HData out of order"};
-      if (uint64_t(d.datao) + d.datal > r.dlen) return {Fes::kDataOutOfRange, 16, "C2HData beyond the command's data"};
+      if (uint64_t(d.datao) + d.datal > r.dlen)
+        return {Fes::kDataOutOfRange, 16, "C2HData beyond the command's data"};
       int n = 0;
-      size_t got = iov_slice(r.div, r.divcnt, r.dbase + d.datao, d.datal, place_iov_.data(), kMaxPlaceIov, &n);
+      size_t got = iov_slice(r.div, r.divcnt, r.dbase + d.datao, d.datal, place_iov_.data(),
+                             kMaxPlaceIov, &n);
       if (got != d.datal) return {Fes::kDataLimitExceeded, 16, "C2HData spans too many buffers"};
       place->iov = place_iov_.data();
       place->iovcnt = n;
@@ -530,7 +547,8 @@ PduError IoQpair::on_pdu_done(const PduView& pdu, bool ddgst_ok, bool* pause) {
       r.c2h_got += d.datal;
       if (!ddgst_ok) {
         r.ddgst_err = true;
-        VDPU_WARN_RL("nvme {} queue {}: data digest mismatch in C2HData (cid {})", name_, qid_, unsigned(d.cccid));
+        VDPU_WARN_RL("nvme {} queue {}: data digest mismatch in C2HData (cid {})", name_, qid_,
+                     unsigned(d.cccid));
       }
       if (d.ch.flags & kFlagSuccess) {  // no CapsuleResp follows (§3.6.2.9)
         if (!(d.ch.flags & kFlagLastPdu))
@@ -564,13 +582,14 @@ PduError IoQpair::on_pdu_done(const PduView& pdu, bool ddgst_ok, bool* pause) {
     }
     case PduType::kC2HTermReq: {
       const auto& t = pdu.as<TermReq>();
-      VDPU_WARN_RL("nvme {} queue {}: target ended the connection: C2HTermReq {} (FEI {})", name_, qid_,
-                   fes_name(Fes(uint16_t(t.fes))), uint32_t(t.fei));
+      VDPU_WARN_RL("nvme {} queue {}: target ended the connection: C2HTermReq {} (FEI {})", name_,
+                   qid_, fes_name(Fes(uint16_t(t.fes))), uint32_t(t.fei));
       *pause = true;
       failing_ = true;
       break;
     }
-    default: break;
+    default:
+      break;
   }
   return {};
 }
@@ -619,8 +638,8 @@ bool IoQpair::receive() noexcept {
       uint32_t tl = build_term_req(term, PduType::kH2CTermReq, rx_.error().fes, rx_.error().fei,
                                    rx_.error_header(), rx_.error_header_len());
       [[maybe_unused]] ssize_t w = send(fd_, term, tl, MSG_DONTWAIT | MSG_NOSIGNAL);
-      VDPU_WARN_RL("nvme {} queue {}: bad PDU from the target: {} ({})", name_, qid_, rx_.error().reason,
-                   fes_name(rx_.error().fes));
+      VDPU_WARN_RL("nvme {} queue {}: bad PDU from the target: {} ({})", name_, qid_,
+                   rx_.error().reason, fes_name(rx_.error().fes));
       conn_error("protocol error");
       return true;
     }
@@ -645,8 +664,10 @@ rt::Poll IoQpair::poll() noexcept {
 
 void IoQpair::push_wait_back(Io& io) noexcept {
   io.next = nullptr;
-  if (wait_tail_) wait_tail_->next = &io;
-  else wait_head_ = &io;
+  if (wait_tail_)
+    wait_tail_->next = &io;
+  else
+    wait_head_ = &io;
   wait_tail_ = &io;
 }
 

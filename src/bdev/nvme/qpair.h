@@ -88,7 +88,8 @@ class IoQpair final : public nvmf_tcp::PduHandler {
   enum class Send : uint8_t { kNone, kCapsule, kH2C };
 
   // PduHandler (receiving side).
-  nvmf_tcp::PduError on_pdu_header(const nvmf_tcp::PduView& pdu, nvmf_tcp::Placement* place) override;
+  nvmf_tcp::PduError on_pdu_header(const nvmf_tcp::PduView& pdu,
+                                   nvmf_tcp::Placement* place) override;
   nvmf_tcp::PduError on_pdu_done(const nvmf_tcp::PduView& pdu, bool ddgst_ok, bool* pause) override;
 
   bool prepare_sleep() noexcept;

@@ -101,12 +101,14 @@ class FakeTarget::Handler final : public PduHandler {
         break;
       }
       case PduType::kH2CTermReq:
-        if (getenv("FAKE_TARGET_DEBUG")) fprintf(stderr, "fake target: H2CTermReq FES %u\n", unsigned(pdu.as<TermReq>().fes));
+        if (getenv("FAKE_TARGET_DEBUG"))
+          fprintf(stderr, "fake target: H2CTermReq FES %u\n", unsigned(pdu.as<TermReq>().fes));
         t_.got_h2c_term = true;
         closing = true;
         *pause = true;
         break;
-      default: break;
+      default:
+        break;
     }
     return {};
   }
@@ -132,7 +134,8 @@ class FakeTarget::Handler final : public PduHandler {
     cqe.status = uint16_t(status << 1);
     alignas(8) uint8_t out[kMaxTxHeader];
     uint32_t n = build_capsule_resp(out, cqe, hd_);
-    if (io && t_.bad_pdu_after.load() >= 0 && t_.io_resps_++ >= t_.bad_pdu_after.load()) out[2] = 30;
+    if (io && t_.bad_pdu_after.load() >= 0 && t_.io_resps_++ >= t_.bad_pdu_after.load())
+      out[2] = 30;
     send(out, n);
   }
 
@@ -154,7 +157,8 @@ class FakeTarget::Handler final : public PduHandler {
     ++t_.cmds;
     if (sqe.opc == nv::kOpcFabrics) return fabrics(sqe, data);
     if (qid_ == 0) return admin(sqe);
-    if (auto m = t_.misbehave.exchange(Misbehave::kNone); m != Misbehave::kNone) return misbehave(m, sqe);
+    if (auto m = t_.misbehave.exchange(Misbehave::kNone); m != Misbehave::kNone)
+      return misbehave(m, sqe);
     uint8_t sgl_id = reinterpret_cast<const uint8_t*>(&sqe)[39];
     uint32_t sgl_len = uint32_t(sqe.prp2 & 0xffffffffu);
     bool out = sqe.opc == nv::kIoWrite || sqe.opc == nv::kIoDatasetManagement;
@@ -206,7 +210,8 @@ class FakeTarget::Handler final : public PduHandler {
         n = build_capsule_cmd(out, sqe, 0, TxDigests{hd_, dd_}, 0);
         break;
       }
-      case Misbehave::kNone: return;
+      case Misbehave::kNone:
+        return;
     }
     send(out, n);
   }
@@ -220,7 +225,8 @@ class FakeTarget::Handler final : public PduHandler {
       if (std::string(d.subnqn, strnlen(d.subnqn, 256)) != t_.nqn)
         return respond(sqe.cid, nv::sc::kConnectInvalidParameters,
                        nv::connect_invalid_param(true, offsetof(nv::ConnectData, subnqn)));
-      if (!t_.allowed_host.empty() && std::string(d.hostnqn, strnlen(d.hostnqn, 256)) != t_.allowed_host)
+      if (!t_.allowed_host.empty() &&
+          std::string(d.hostnqn, strnlen(d.hostnqn, 256)) != t_.allowed_host)
         return respond(sqe.cid, nv::sc::kConnectInvalidHost);
       qid_ = c.qid;
       ++t_.connects;
@@ -233,10 +239,14 @@ class FakeTarget::Handler final : public PduHandler {
     const auto& p = reinterpret_cast<const nv::PropertyCmd&>(sqe);
     if (f.fctype == nv::kFctypePropertyGet) {
       uint64_t v = 0;
-      if (p.ofst == nv::kPropCap) v = 127 | (1ull << 24) | (1ull << 37);
-      else if (p.ofst == nv::kPropVs) v = 0x10300;
-      else if (p.ofst == nv::kPropCc) v = cc_;
-      else if (p.ofst == nv::kPropCsts) v = cc_ & 1;
+      if (p.ofst == nv::kPropCap)
+        v = 127 | (1ull << 24) | (1ull << 37);
+      else if (p.ofst == nv::kPropVs)
+        v = 0x10300;
+      else if (p.ofst == nv::kPropCc)
+        v = cc_;
+      else if (p.ofst == nv::kPropCsts)
+        v = cc_ & 1;
       return respond(sqe.cid, 0, uint32_t(v), uint32_t(v >> 32));
     }
     if (f.fctype == nv::kFctypePropertySet) {
@@ -309,7 +319,8 @@ class FakeTarget::Handler final : public PduHandler {
       }
       case nv::kIoWrite: {
         if (!in_range(slba, nlb)) return respond(sqe.cid, nv::sc::kLbaOutOfRange, 0, 0, true);
-        if (data.size() != nlb * bs) return respond(sqe.cid, nv::sc::kDataSglLengthInvalid, 0, 0, true);
+        if (data.size() != nlb * bs)
+          return respond(sqe.cid, nv::sc::kDataSglLengthInvalid, 0, 0, true);
         {
           std::lock_guard lk(t_.disk_mu_);
           memcpy(t_.disk_.data() + slba * bs, data.data(), data.size());
@@ -324,7 +335,8 @@ class FakeTarget::Handler final : public PduHandler {
       }
       case nv::kIoDatasetManagement: {
         uint32_t nr = (sqe.cdw10 & 0xff) + 1;
-        if (data.size() < nr * sizeof(nv::DsmRange)) return respond(sqe.cid, nv::sc::kInvalidField, 0, 0, true);
+        if (data.size() < nr * sizeof(nv::DsmRange))
+          return respond(sqe.cid, nv::sc::kInvalidField, 0, 0, true);
         for (uint32_t i = 0; i < nr; ++i) {
           nv::DsmRange r;
           memcpy(&r, data.data() + i * sizeof(r), sizeof(r));
@@ -364,7 +376,8 @@ void FakeTarget::serve(int fd) {
       break;
     }
     size_t off = 0;
-    while (off < size_t(n) && !rx.failed() && !h.closing) off += rx.feed(buf.data() + off, size_t(n) - off, h);
+    while (off < size_t(n) && !rx.failed() && !h.closing)
+      off += rx.feed(buf.data() + off, size_t(n) - off, h);
     if (rx.failed()) {
       fprintf(stderr, "fake target: bad PDU from the host: %s (%s)\n", rx.error().reason,
               fes_name(rx.error().fes));

@@ -36,13 +36,13 @@ class FakeTarget {
   std::string nqn = "nqn.2016-06.io.spdk:cnode1";
   std::string allowed_host;  // empty: any host
   uint32_t lbads = 9;
-  uint64_t blocks = 4096;       // 2 MiB with 512-byte blocks
-  uint32_t icd = 4096;          // in-capsule data bytes on I/O queues
+  uint64_t blocks = 4096;  // 2 MiB with 512-byte blocks
+  uint32_t icd = 4096;     // in-capsule data bytes on I/O queues
   uint32_t maxh2cdata = 8192;
-  uint32_t c2h_chunk = 16384;   // data bytes per C2HData
-  uint8_t mdts = 5;             // 2^5 * 4 KiB = 128 KiB per command
-  uint16_t queues = 4;          // I/O queues granted
-  bool c2h_success = true;      // C2HData SUCCESS instead of a CapsuleResp
+  uint32_t c2h_chunk = 16384;  // data bytes per C2HData
+  uint8_t mdts = 5;            // 2^5 * 4 KiB = 128 KiB per command
+  uint16_t queues = 4;         // I/O queues granted
+  bool c2h_success = true;     // C2HData SUCCESS instead of a CapsuleResp
   // Misbehaviour: after this many I/O responses, send a CapsuleResp whose
   // HLEN is wrong (-1: never).
   std::atomic<int> bad_pdu_after{-1};

@@ -2,6 +2,8 @@
 // attach/identify/enable, I/O with in-capsule data, R2T/H2CData, C2HData in
 // chunks, split commands, digests; refusals; bad PDUs; reconnect, fast I/O
 // fail and controller loss.
+#include "bdev/nvme/nvme.h"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -11,7 +13,6 @@
 #include <thread>
 
 #include "bdev/bdev.h"
-#include "bdev/nvme/nvme.h"
 #include "fake_target.h"
 #include "runtime/runtime.h"
 
@@ -75,7 +76,8 @@ class NvmeTcpTest : public ::testing::Test {
   Result<std::vector<std::string>> attach_sync(const AttachOptions& o) {
     std::promise<Result<std::vector<std::string>>> p;
     auto f = p.get_future();
-    rtm_->main().send_blocking([&] { attach(o, [&](Result<std::vector<std::string>> r) { p.set_value(r); }); });
+    rtm_->main().send_blocking(
+        [&] { attach(o, [&](Result<std::vector<std::string>> r) { p.set_value(r); }); });
     return f.get();
   }
 
@@ -208,7 +210,8 @@ TEST_F(NvmeTcpTest, AttachReadWriteVerify) {
             IoStatus::kSuccess);
   EXPECT_GT(tgt.r2ts.load(), r2ts);
   EXPECT_EQ(memcmp(tgt.disk() + 100 * 512, w2.data(), w2.size()), 0);
-  ASSERT_EQ(io(IoType::kRead, 100, 128, {{r2.data(), 513}, {r2.data() + 513, 30000}, {r2.data() + 30513, 65536 - 30513}}),
+  ASSERT_EQ(io(IoType::kRead, 100, 128,
+               {{r2.data(), 513}, {r2.data() + 513, 30000}, {r2.data() + 30513, 65536 - 30513}}),
             IoStatus::kSuccess);
   EXPECT_EQ(r2, w2);
 
@@ -301,7 +304,8 @@ TEST_F(NvmeTcpTest, WrongSubsystemNqn) {
   o.subnqn = "nqn.2016-06.io.spdk:nosuch";
   auto r = attach_sync(o);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.error().message.find("Connect Invalid Parameters"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("Connect Invalid Parameters"), std::string::npos)
+      << r.error().message;
   EXPECT_NE(r.error().message.find("no such subsystem"), std::string::npos) << r.error().message;
   EXPECT_FALSE(bdev_exists("nvme0n1"));
 }
@@ -316,7 +320,8 @@ TEST_F(NvmeTcpTest, UnreachableTargetAndBadInput) {
   auto r = attach_sync(o);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, Errc::kIo);
-  EXPECT_NE(r.error().message.find("cannot connect to 127.0.0.1:" + port), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("cannot connect to 127.0.0.1:" + port), std::string::npos)
+      << r.error().message;
 
   o.trtype = "rdma";
   EXPECT_EQ(attach_sync(o).error().code, Errc::kUnsupported);
@@ -393,7 +398,8 @@ TEST_F(NvmeTcpTest, BadPdusFromTargetEachFailCleanly) {
     tgt.misbehave = c.m;
     IoStatus st = io(c.io, 0, 128, {{buf.data(), buf.size()}});
     EXPECT_NE(st, IoStatus::kSuccess);
-    if (c.expect_term) EXPECT_TRUE(eventually([&] { return tgt.got_h2c_term.load(); })) << "no H2CTermReq";
+    if (c.expect_term)
+      EXPECT_TRUE(eventually([&] { return tgt.got_h2c_term.load(); })) << "no H2CTermReq";
     EXPECT_TRUE(eventually([&] { return removed_.load(); }));
     EXPECT_TRUE(eventually([&] { return controllers().empty(); }));
     ++i;
