@@ -327,6 +327,9 @@ void Server::rebuild_map() {
 
 void Server::handle(Message& m, std::function<void(Reply&&)> send) {
   ++stats_.messages;
+  // -L vfio_user / log_set_flag vfio_user (SPDK's flag name).
+  VDPU_DEBUGLOG("vfio_user", "vfio-user {}: command {} id {} size {} fds {}", path_, uint16_t(m.hdr.command),
+                uint16_t(m.hdr.msg_id), uint32_t(m.hdr.msg_size), m.fds.size());
   Reply r;
   r.hdr.msg_id = m.hdr.msg_id;
   r.hdr.command = m.hdr.command;

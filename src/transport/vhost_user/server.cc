@@ -285,8 +285,9 @@ void Server::handle(Message& m) {
   ++stats_.messages;
   const uint32_t req = m.hdr.request;
   const bool need = m.need_reply();
-  VDPU_DEBUG("vhost-user {}: {} size {} fds {}{}", path_, request_name(req), m.hdr.size, m.nfds,
-             need ? " need_reply" : "");
+  // -L vhost / log_set_flag vhost (SPDK's flag name for its vhost target).
+  VDPU_DEBUGLOG("vhost", "vhost-user {}: {} size {} fds {}{}", path_, request_name(req), m.hdr.size, m.nfds,
+                need ? " need_reply" : "");
   if (auto st = check_message(m); !st) {
     ++stats_.bad_messages;
     VDPU_WARN_RL("vhost-user {}: {}", path_, st.error().message);
