@@ -130,6 +130,20 @@ bool Connection::poll() noexcept {
   }
   bool work = false;
   for (auto& ch : chans_) work |= ch->poll();
+  if (retry_head_) {
+    // The bdev answered kNoMem: each waiting request is submitted again once
+    // per pass (its Io is unchanged; a new kNoMem queues it again).
+    TcpReq* r = retry_head_;
+    retry_head_ = retry_tail_ = nullptr;
+    while (r) {
+      TcpReq* next = r->next_free;
+      r->next_free = nullptr;
+      ++bdev_inflight_;
+      r->ch->submit(r->io);
+      r = next;
+    }
+    work = true;
+  }
   work |= recv_some();
   if (st_ != St::kClosing) work |= flush_tx();
   return work;
@@ -676,12 +690,21 @@ void Connection::submit_io(TcpReq& r) {
   r.ch->submit(io);
 }
 
+void Connection::retry_later(TcpReq& r) {
+  r.next_free = nullptr;
+  if (retry_tail_)
+    retry_tail_->next_free = &r;
+  else
+    retry_head_ = &r;
+  retry_tail_ = &r;
+}
+
 void Connection::io_done(bdev::Io& io, bdev::IoStatus st) {
   TcpReq& r = *static_cast<TcpReq*>(io.cb_arg);
   Connection& c = *r.conn;
   --c.bdev_inflight_;
+  if (st == bdev::IoStatus::kNoMem && c.st_ != St::kClosing) return c.retry_later(r);
   uint16_t status = nvme::nvm_status_from_bdev(st, io.type);
-  if (st == bdev::IoStatus::kNoMem) status = sc::kInternalError;  // no retry queue (yet)
   if (r.to_host && status == sc::kSuccess) return c.send_c2h(r);
   c.complete(r, status);
 }
@@ -720,6 +743,7 @@ void Connection::dsm_done(bdev::Io& io, bdev::IoStatus st) {
   TcpReq& r = *static_cast<TcpReq*>(io.cb_arg);
   Connection& c = *r.conn;
   --c.bdev_inflight_;
+  if (st == bdev::IoStatus::kNoMem && c.st_ != St::kClosing) return c.retry_later(r);
   if (st != bdev::IoStatus::kSuccess && st != bdev::IoStatus::kUnsupported)
     r.status = nvme::nvm_status_from_bdev(st, bdev::IoType::kUnmap);
   if (r.in_submit) {

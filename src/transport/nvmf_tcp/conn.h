@@ -88,6 +88,8 @@ class Connection final : public PduHandler {
   void submit_io(TcpReq& r);
   void dsm_run(TcpReq& r);
   static void io_done(bdev::Io& io, bdev::IoStatus st);
+  // The bdev answered kNoMem: r.io is submitted again from the next poll.
+  void retry_later(TcpReq& r);
   static void dsm_done(bdev::Io& io, bdev::IoStatus st);
   // Sets up the data transfer of r (SGL1 checks, R2T). Returns false after
   // completing r with an error.
@@ -138,6 +140,8 @@ class Connection final : public PduHandler {
   uint32_t buf_size_ = 0;
   std::unique_ptr<uint8_t[]> connect_buf_;  // the Connect command's data
   uint32_t bdev_inflight_ = 0;
+  TcpReq* retry_head_ = nullptr;  // kNoMem answers waiting for resubmission
+  TcpReq* retry_tail_ = nullptr;
 
   // send queue
   TxItem* tx_head_ = nullptr;

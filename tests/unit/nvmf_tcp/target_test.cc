@@ -634,3 +634,28 @@ TEST_F(TcpTarget, KeepAliveTimeoutEndsTheAssociation) {
 
 }  // namespace
 }  // namespace vdpu::nvmf_tcp
+
+namespace vdpu::nvmf_tcp {
+namespace {
+
+// bdev kNoMem answers are retried from the next poll; bdev errors map to the
+// NVM status (shared table with the PCIe path).
+TEST_F(TcpTarget, BdevNoMemRetriedAndErrorsMapped) {
+  Host h(env, port);
+  uint16_t cntlid = h.bring_up();
+  Host q(env, port);
+  q.ic();
+  ASSERT_EQ(q.connect(1, 31, cntlid).status >> 1, 0);
+  auto d = pattern(4096, 4);
+  bdev->nomem_next = 3;
+  EXPECT_EQ(q.write_cmd(rw(nvme::kIoWrite, 40, 8), d, true), 0);
+  EXPECT_EQ(bdev->nomem_next, 0u);
+  bdev->nomem_next = 2;
+  EXPECT_EQ(q.read_cmd(rw(nvme::kIoRead, 40, 8), 4096).second, d);
+  bdev->fail_next = bdev::IoStatus::kFailed;
+  EXPECT_EQ(q.read_cmd(rw(nvme::kIoRead, 40, 8), 4096).first & 0x7ff,
+            nvme::sc::kUnrecoveredReadError & 0x7ff);
+}
+
+}  // namespace
+}  // namespace vdpu::nvmf_tcp
