@@ -16,6 +16,7 @@ struct IoCtx {
   uint32_t nsid;
   uint32_t lba_shift;
   uint64_t done_blocks;  // blocks already completed by earlier commands of a split Io
+  uint32_t retries;      // retries of the current command (bdev_retry_count)
 };
 static_assert(sizeof(IoCtx) <= sizeof(Io::module_ctx));
 inline IoCtx& io_ctx(Io& io) {

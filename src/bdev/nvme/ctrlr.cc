@@ -195,6 +195,7 @@ Status Ctrlr::init_admin(bool first) {
   uint64_t mdts = id.mdts ? (mps << id.mdts) : (1ull << 20);
   lim.max_xfer = uint32_t(std::min<uint64_t>(mdts, 1ull << 20));
   lim.write_zeroes = id.oncs & nv::kOncsWriteZeroes;
+  lim.retry_count = global_options().bdev_retry_count;
   dsm_ = id.oncs & nv::kOncsDsm;
   const uint32_t nn = id.nn;
 

@@ -220,6 +220,7 @@ void IoQpair::submit(Io& io, NvmeChannel& ch, const NsInfo& ns) noexcept {
   c.nsid = ns.nsid;
   c.lba_shift = ns.lba_shift;
   c.done_blocks = 0;
+  c.retries = 0;
   stats_.submitted.fetch_add(1, std::memory_order_relaxed);
   if (dead_) return complete(io, IoStatus::kAborted);
   if ((io.type == IoType::kUnmap || io.type == IoType::kWriteZeroes) && io.num_blocks == 0)
@@ -451,13 +452,37 @@ void IoQpair::release(Req& r) noexcept {
   --inflight_;
 }
 
+// Statuses worth sending the same command again for (DNR clear): the path
+// or the transport failed, not the command (Base 2.0 §4.6.1.2, Figure 94).
+static bool retryable(uint16_t code) {
+  return nv::status_sct(code) == nv::kSctPath || code == nv::sc::kTransientTransportError ||
+         code == nv::sc::kNamespaceNotReady || code == nv::sc::kCommandInterrupted ||
+         code == nv::sc::kAbortedSqDeletion;
+}
+
 void IoQpair::finish_cmd(Req& r, uint16_t status) noexcept {
   Io& io = *r.io;
   if (status == 0 && r.ddgst_err) status = kStatusDigest;
   if (status == 0 && io.type == IoType::kRead && r.c2h_got != r.dlen) status = kStatusShortRead;
+  if (status != 0 && status != kStatusShortRead && !(status & nv::kStatusDnr) &&
+      retryable(status & 0x7ff)) {
+    IoCtx& c = io_ctx(io);
+    if (lim_.retry_count < 0 || c.retries < uint32_t(lim_.retry_count)) {
+      ++c.retries;
+      stats_.retried.fetch_add(1, std::memory_order_relaxed);
+      VDPU_WARN_RL("nvme {} queue {}: {} at block {}: {}; retrying ({} of {})", name_, qid_,
+                   io_type_name(io.type), io.offset_blocks + c.done_blocks,
+                   status_text(status & 0x7ff), c.retries, lim_.retry_count);
+      build_cmd(r);  // the same command again, same request
+      queue_send(r);
+      return;
+    }
+  }
+  status = status == kStatusShortRead ? status : uint16_t(status & 0x7ff);
   if (status == 0) {
     IoCtx& c = io_ctx(io);
     c.done_blocks += r.nblocks;
+    c.retries = 0;
     if (io.type != IoType::kFlush && c.done_blocks < io.num_blocks) {
       build_cmd(r);  // the next part of a split Io, same request
       queue_send(r);
@@ -532,7 +557,9 @@ PduError IoQpair::on_pdu_done(const PduView& pdu, bool ddgst_ok, bool* pause) {
     case PduType::kCapsuleResp: {
       const auto& cqe = pdu.as<CapsuleResp>().cqe;
       Req& r = reqs_[cqe.cid];
-      uint16_t st = uint16_t((cqe.status >> 1) & 0x7ff);
+      // SCT/SC in bits 10:0 of our code, DNR as kStatusDnr (spec.h).
+      uint16_t st =
+          uint16_t(((cqe.status >> 1) & 0x7ff) | ((cqe.status & 0x8000) ? nv::kStatusDnr : 0));
       if (r.in_send) {  // still sending its data: finish when that is done
         r.has_resp = true;
         r.resp_status = st;

@@ -44,6 +44,7 @@ struct QueueLimits {
   uint32_t icd_max = 0;          // in-capsule data bytes (IOCCSZ*16 - 64)
   uint32_t max_xfer = 1u << 20;  // bytes per read/write command (MDTS)
   bool write_zeroes = false;
+  int32_t retry_count = 3;  // retries of a command failed with a retryable status (-1: no limit)
 };
 
 struct QpairStats {

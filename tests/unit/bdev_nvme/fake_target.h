@@ -54,6 +54,7 @@ class FakeTarget {
     kR2tOutOfRange,    // R2T beyond the command's data
     kC2HTermReq,       // the target ends the connection
     kBadType,          // a PDU type a host never receives (CapsuleCmd)
+    kTransient,        // not a bad PDU: Transient Transport Error, DNR clear
   };
   std::atomic<Misbehave> misbehave{Misbehave::kNone};
 

@@ -406,6 +406,30 @@ TEST_F(NvmeTcpTest, BadPdusFromTargetEachFailCleanly) {
   }
 }
 
+// A retryable status (Transient Transport Error, DNR clear) is retried up to
+// bdev_retry_count times; with 0 retries it fails the I/O.
+TEST_F(NvmeTcpTest, RetryableStatusRetried) {
+  FakeTarget tgt;
+  tgt.start();
+  ASSERT_TRUE(attach_sync(opts(tgt)).ok());
+  open_dev("nvme0n1");
+  std::vector<uint8_t> w(4096), rd(4096);
+  fill(w, 12);
+  ASSERT_EQ(io(IoType::kWrite, 40, 8, {{w.data(), w.size()}}), IoStatus::kSuccess);
+  tgt.misbehave = FakeTarget::Misbehave::kTransient;
+  ASSERT_EQ(io(IoType::kRead, 40, 8, {{rd.data(), rd.size()}}), IoStatus::kSuccess);
+  EXPECT_EQ(rd, w);
+  EXPECT_EQ(tgt.misbehave.load(), FakeTarget::Misbehave::kNone) << "the error was not sent";
+  close_dev();
+
+  global_options().bdev_retry_count = 0;
+  ASSERT_TRUE(attach_sync(opts(tgt, "noretry")).ok());
+  open_dev("noretryn1");
+  tgt.misbehave = FakeTarget::Misbehave::kTransient;
+  EXPECT_EQ(io(IoType::kRead, 40, 8, {{rd.data(), rd.size()}}), IoStatus::kFailed);
+  EXPECT_EQ(controllers().size(), 2u) << "a command error is not a controller loss";
+}
+
 TEST_F(NvmeTcpTest, ReconnectKeepsQueuedIo) {
   FakeTarget tgt;
   tgt.start();
