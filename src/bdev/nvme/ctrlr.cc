@@ -196,6 +196,8 @@ Status Ctrlr::init_admin(bool first) {
   lim.max_xfer = uint32_t(std::min<uint64_t>(mdts, 1ull << 20));
   lim.write_zeroes = id.oncs & nv::kOncsWriteZeroes;
   lim.retry_count = global_options().bdev_retry_count;
+  lim.timeout_ns = global_options().timeout_us * 1000;
+  lim.timeout_reset = global_options().action_on_timeout != "none";
   dsm_ = id.oncs & nv::kOncsDsm;
   const uint32_t nn = id.nn;
 

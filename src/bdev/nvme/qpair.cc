@@ -101,6 +101,8 @@ struct IoQpair::Req {
   uint32_t r2t_off = 0, r2t_end = 0;
   uint32_t pdu_doff = 0, pdu_dlen = 0;  // data of the PDU being sent (command-relative)
   uint32_t hdr_len = 0;
+  bool timed_out = false;
+  uint64_t start_ns = 0;  // when the command was built (timeouts only)
   Req* send_next = nullptr;
   alignas(8) uint8_t hdr[kMaxTxHeader];
   uint8_t ddgst[4];
@@ -129,6 +131,11 @@ IoQpair::~IoQpair() {
 void IoQpair::start() {
   poller_ = reactor_->add_poller(
       "nvme_tcp_qpair", [this] { return poll(); }, 0, [this] { return prepare_sleep(); });
+  if (lim_.timeout_ns) {
+    uint64_t period_us = std::max<uint64_t>(1000, lim_.timeout_ns / 4000);
+    timeout_poller_ = reactor_->add_poller(
+        "nvme_tcp_timeout", [this] { return check_timeouts(); }, period_us);
+  }
 }
 
 bool IoQpair::prepare_sleep() noexcept {
@@ -202,7 +209,8 @@ void IoQpair::shutdown(IoStatus st) {
   if (fd_ >= 0) disconnect();
   while (Io* io = pop_wait()) complete(*io, st);
   if (poller_) reactor_->remove_poller(poller_);
-  poller_ = 0;
+  if (timeout_poller_) reactor_->remove_poller(timeout_poller_);
+  poller_ = timeout_poller_ = 0;
 }
 
 void IoQpair::conn_error(const char* why) noexcept {
@@ -266,6 +274,8 @@ void IoQpair::build_cmd(Req& r) noexcept {
   r.c2h_got = 0;
   r.ddgst_err = false;
   r.has_resp = false;
+  r.timed_out = false;
+  if (lim_.timeout_ns) r.start_ns = rt::now_ns();
   r.r2t_active = false;
   switch (io.type) {
     case IoType::kRead:
@@ -677,6 +687,23 @@ bool IoQpair::receive() noexcept {
     if (size_t(n) < asked) break;  // the socket is drained
   }
   return busy;
+}
+
+rt::Poll IoQpair::check_timeouts() noexcept {
+  if (fd_ < 0) return rt::Poll::kIdle;
+  const uint64_t now = rt::now_ns();
+  for (Req& r : reqs_) {
+    if (!r.io || r.timed_out || now - r.start_ns < lim_.timeout_ns) continue;
+    r.timed_out = true;
+    VDPU_WARN_RL("nvme {} queue {}: {} (cid {}) got no answer in {} us{}", name_, qid_,
+                 io_type_name(r.io->type), r.cid, lim_.timeout_ns / 1000,
+                 lim_.timeout_reset ? ": resetting the controller" : "");
+    if (lim_.timeout_reset) {
+      conn_error("command timeout");
+      return rt::Poll::kBusy;
+    }
+  }
+  return rt::Poll::kIdle;
 }
 
 rt::Poll IoQpair::poll() noexcept {

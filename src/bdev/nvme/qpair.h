@@ -44,7 +44,9 @@ struct QueueLimits {
   uint32_t icd_max = 0;          // in-capsule data bytes (IOCCSZ*16 - 64)
   uint32_t max_xfer = 1u << 20;  // bytes per read/write command (MDTS)
   bool write_zeroes = false;
-  int32_t retry_count = 3;  // retries of a command failed with a retryable status (-1: no limit)
+  uint64_t timeout_ns = 0;     // per command (bdev_nvme_set_options timeout_us); 0: none
+  bool timeout_reset = false;  // action_on_timeout reset/abort: reset the controller
+  int32_t retry_count = 3;     // retries of a command failed with a retryable status (-1: no limit)
 };
 
 struct QpairStats {
@@ -83,6 +85,10 @@ class IoQpair final : public nvmf_tcp::PduHandler {
 
   // For tests: one poll iteration.
   rt::Poll poll() noexcept;
+  // Commands older than limits().timeout_ns: logged, and with timeout_reset
+  // the connection is dropped so that the controller resets and they are
+  // sent again. Runs from a timed poller.
+  rt::Poll check_timeouts() noexcept;
 
  private:
   struct Req;
@@ -114,7 +120,7 @@ class IoQpair final : public nvmf_tcp::PduHandler {
   std::function<void(IoQpair&)> on_fail_;
   uint16_t qid_ = 0;
   std::string name_;
-  rt::PollerId poller_ = 0;
+  rt::PollerId poller_ = 0, timeout_poller_ = 0;
   int fd_ = -1;
   TcpParams tp_;
   bool fail_fast_ = false, dead_ = false, failing_ = false;

@@ -210,6 +210,8 @@ class FakeTarget::Handler final : public PduHandler {
         n = build_capsule_cmd(out, sqe, 0, TxDigests{hd_, dd_}, 0);
         break;
       }
+      case Misbehave::kNoAnswer:
+        return;
       case Misbehave::kTransient:
         return respond(sqe.cid, nv::sc::kTransientTransportError, 0, 0, true);
       case Misbehave::kNone:

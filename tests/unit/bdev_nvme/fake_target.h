@@ -55,6 +55,7 @@ class FakeTarget {
     kC2HTermReq,       // the target ends the connection
     kBadType,          // a PDU type a host never receives (CapsuleCmd)
     kTransient,        // not a bad PDU: Transient Transport Error, DNR clear
+    kNoAnswer,         // the command is dropped silently
   };
   std::atomic<Misbehave> misbehave{Misbehave::kNone};
 

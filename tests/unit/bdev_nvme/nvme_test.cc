@@ -430,6 +430,27 @@ TEST_F(NvmeTcpTest, RetryableStatusRetried) {
   EXPECT_EQ(controllers().size(), 2u) << "a command error is not a controller loss";
 }
 
+// A command the target never answers: after timeout_us the controller is
+// reset (action_on_timeout reset) and the command sent again.
+TEST_F(NvmeTcpTest, CommandTimeoutResetsController) {
+  FakeTarget tgt;
+  tgt.start();
+  global_options().timeout_us = 300'000;
+  global_options().action_on_timeout = "reset";
+  auto o = opts(tgt);
+  o.ctrlr_loss_timeout_sec = 30;
+  o.reconnect_delay_sec = 1;
+  ASSERT_TRUE(attach_sync(o).ok());
+  open_dev("nvme0n1");
+  std::vector<uint8_t> w(4096), rd(4096);
+  fill(w, 21);
+  ASSERT_EQ(io(IoType::kWrite, 48, 8, {{w.data(), w.size()}}), IoStatus::kSuccess);
+  tgt.misbehave = FakeTarget::Misbehave::kNoAnswer;
+  ASSERT_EQ(io(IoType::kRead, 48, 8, {{rd.data(), rd.size()}}), IoStatus::kSuccess);
+  EXPECT_EQ(rd, w);
+  EXPECT_GE(controllers()[0]["ctrlrs"][0]["reconnects"].get<uint64_t>(), 1u);
+}
+
 TEST_F(NvmeTcpTest, ReconnectKeepsQueuedIo) {
   FakeTarget tgt;
   tgt.start();
