@@ -29,7 +29,7 @@ Result<Param> parse_param(const std::string& where, const json& j) {
   Param p;
   static const std::set<std::string> kKeys = {"name", "help", "type", "required", "default",
                                               "min", "max", "enum", "aliases", "short",
-                                              "positional", "cli_name"};
+                                              "positional", "cli_name", "cli_store_false"};
   for (auto& [k, v] : j.items())
     if (!kKeys.count(k)) return bad(fmt::format("{}: unknown field '{}'", where, k));
   if (!j.contains("name") || !j["name"].is_string()) return bad(where + ": parameter without name");
@@ -43,6 +43,8 @@ Result<Param> parse_param(const std::string& where, const json& j) {
     p.positional = j.value("positional", false);
     p.short_opt = j.value("short", "");
     p.cli_name = j.value("cli_name", "");
+    p.cli_store_false = j.value("cli_store_false", false);
+    if (p.cli_store_false && p.type != Type::kBool) return bad(w + ": cli_store_false needs type bool");
     if (j.contains("min")) p.min = j["min"];
     if (j.contains("max")) p.max = j["max"];
     if (!p.min.is_null() && !p.min.is_number()) return bad(w + ": min must be a number");

@@ -34,6 +34,7 @@ struct Param {
   std::string short_opt;             // CLI short option without the dash ("b", "sn")
   bool positional = false;           // CLI positional argument
   std::string cli_name;              // CLI long option when it differs from name
+  bool cli_store_false = false;      // bool: the bare CLI flag sends false (rpc.py store_false)
 };
 
 // State bits as in rpc.h (kStartup = 1, kRuntime = 2).

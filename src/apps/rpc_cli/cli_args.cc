@@ -204,7 +204,8 @@ Result<json> parse_args(const schema::Method& m, const std::vector<std::string>&
     if (s.flag) {
       // each() saw the raw values: "true" for a bare flag, else what was given.
       std::string last = s.vals.empty() ? "true" : s.vals.back();
-      if (last == "true" || last == "1" || last == "yes" || last == "on") v = true;
+      if (s.p->cli_store_false) v = false;  // rpc.py store_false (SPDK's --c2h-success)
+      else if (last == "true" || last == "1" || last == "yes" || last == "on") v = true;
       else if (last == "false" || last == "0" || last == "no" || last == "off") v = false;
       else return bad("invalid value '" + last + "' for --" + long_name(*s.p) + ": expected bool");
     } else {

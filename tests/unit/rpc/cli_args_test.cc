@@ -51,6 +51,20 @@ TEST(CliArgs, BoolFlagFalse) {
   EXPECT_EQ((*r)["force"], false);
 }
 
+// rpc.py's store_false options (nvmf_create_transport -o/--c2h-success).
+TEST(CliArgs, StoreFalseFlag) {
+  const auto& m = method(R"({"methods": [{"name": "t_x", "params": [
+    {"name": "c2h_success", "type": "bool", "short": "o", "cli_store_false": true}]}]})");
+  auto r = parse(m, {"-o"});
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(*r, json({{"c2h_success", false}}));
+  r = parse(m, {});
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->contains("c2h_success")) << "absent: the server's default (true)";
+  EXPECT_FALSE(schema::parse_file("t.json", R"({"methods": [{"name": "t_y", "params": [
+    {"name": "n", "type": "uint", "cli_store_false": true}]}]})").ok());
+}
+
 TEST(CliArgs, StrictNumbers) {
   const auto& m = method(kCreate);
   EXPECT_FALSE(parse(m, {"M", "-q", "4x"}).ok());
