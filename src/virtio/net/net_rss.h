@@ -88,8 +88,8 @@ class HandoffRing {
   const uint32_t cap_, mask_;
   std::unique_ptr<uint8_t[]> mem_;
   alignas(64) std::atomic<uint32_t> head_{0};  // consumer position (bytes)
-  uint32_t head_cache_ = 0;                    // producer's view of head
   alignas(64) std::atomic<uint32_t> tail_{0};  // producer position (bytes)
+  uint32_t head_cache_ = 0;                    // producer's view of head (its own cache line)
 };
 
 // The rings of one device: ring(r, q) carries frames received on reactor r
