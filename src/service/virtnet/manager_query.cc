@@ -112,6 +112,17 @@ json Manager::device_json(const Dev& d, bool query, bool brief, bool dbg, std::o
     for (auto& q : stats)
       if (q.rx) drops += q.backend_dropped;
     j["num_desc_drop_pkts"] = d.drop_counter ? drops - std::min(drops, d.drop_base) : 0;
+    // vdpu additions: RSS hand-offs between queues (and those lost to a full
+    // ring) and used-buffer notifications signalled (DIM / coalescing).
+    uint64_t steered = 0, rss_drops = 0, notifs = 0;
+    for (auto& q : stats) {
+      steered += q.rss_steered;
+      rss_drops += q.rss_dropped;
+      notifs += q.notifications;
+    }
+    j["rss_steered_pkts"] = steered;
+    j["rss_dropped_pkts"] = rss_drops;
+    j["used_notifications"] = notifs;
   }
   if (brief) return j;
   json qs = json::array();

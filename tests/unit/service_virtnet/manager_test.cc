@@ -287,6 +287,8 @@ TEST_F(ManagerTest, ListAndQuery) {
   EXPECT_EQ(m_->query({{"pf", 1}, {"queue_id", 3}})["errno"], VIRTNET_ERR_INVALID_QUEUE_INDEX);
   EXPECT_EQ(m_->query({{"all", 1}})["devices"].size(), 2u);
   EXPECT_EQ(m_->query({{"pf", 1}, {"dbg_stats", 1}})["devices"][0]["jumbo_mtu"], 0);
+  EXPECT_EQ(m_->query({{"pf", 1}, {"dbg_stats", 1}})["devices"][0]["rss_steered_pkts"], 0);
+  EXPECT_FALSE(m_->query({{"pf", 1}})["devices"][0].contains("rss_steered_pkts")) << "--dbg_stats only";
   // Missing device / bad selection.
   EXPECT_EQ(m_->query({{"pf", 9}}), (json{{"Error", "Device doesn't exist"}}));
   EXPECT_EQ(m_->query({{"pf", 0}, {"vf", 0}}), (json{{"Error", "Device doesn't exist"}}));
