@@ -5,7 +5,7 @@
 
 namespace vdpu::virtio::net {
 
-uint32_t iov_from_buf(const iovec* iov, uint32_t iovcnt, uint32_t off, const void* src, uint32_t len) noexcept {
+uint32_t iov_from_buf_slow(const iovec* iov, uint32_t iovcnt, uint32_t off, const void* src, uint32_t len) noexcept {
   const uint8_t* s = static_cast<const uint8_t*>(src);
   uint32_t done = 0;
   for (uint32_t i = 0; i < iovcnt && done < len; ++i) {
@@ -21,7 +21,7 @@ uint32_t iov_from_buf(const iovec* iov, uint32_t iovcnt, uint32_t off, const voi
   return done;
 }
 
-uint32_t iov_to_buf(const iovec* iov, uint32_t iovcnt, uint32_t off, void* dst, uint32_t len) noexcept {
+uint32_t iov_to_buf_slow(const iovec* iov, uint32_t iovcnt, uint32_t off, void* dst, uint32_t len) noexcept {
   uint8_t* d = static_cast<uint8_t*>(dst);
   uint32_t done = 0;
   for (uint32_t i = 0; i < iovcnt && done < len; ++i) {

@@ -22,6 +22,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 #include "base/result.h"
@@ -94,11 +95,29 @@ class NetBackend {
   virtual const BackendQueueStats& stats(uint16_t q) const = 0;
 };
 
-// Small helpers shared by backends and the device.
+// Small helpers shared by backends and the device, on the per-packet path.
+// The common case (the bytes lie in the first iovec) is inline, so that the
+// fixed-size header and num_buffers writes compile to plain stores.
+uint32_t iov_from_buf_slow(const iovec* iov, uint32_t iovcnt, uint32_t off, const void* src, uint32_t len) noexcept;
+uint32_t iov_to_buf_slow(const iovec* iov, uint32_t iovcnt, uint32_t off, void* dst, uint32_t len) noexcept;
+
 // Copies up to len bytes from src (a flat buffer) into the iovecs at byte
 // offset `off`; returns bytes copied.
-uint32_t iov_from_buf(const iovec* iov, uint32_t iovcnt, uint32_t off, const void* src, uint32_t len) noexcept;
+inline uint32_t iov_from_buf(const iovec* iov, uint32_t iovcnt, uint32_t off, const void* src,
+                             uint32_t len) noexcept {
+  if (iovcnt && uint64_t(off) + len <= iov[0].iov_len) [[likely]] {
+    std::memcpy(static_cast<uint8_t*>(iov[0].iov_base) + off, src, len);
+    return len;
+  }
+  return iov_from_buf_slow(iov, iovcnt, off, src, len);
+}
 // Copies up to len bytes at byte offset `off` of the iovecs into dst.
-uint32_t iov_to_buf(const iovec* iov, uint32_t iovcnt, uint32_t off, void* dst, uint32_t len) noexcept;
+inline uint32_t iov_to_buf(const iovec* iov, uint32_t iovcnt, uint32_t off, void* dst, uint32_t len) noexcept {
+  if (iovcnt && uint64_t(off) + len <= iov[0].iov_len) [[likely]] {
+    std::memcpy(dst, static_cast<const uint8_t*>(iov[0].iov_base) + off, len);
+    return len;
+  }
+  return iov_to_buf_slow(iov, iovcnt, off, dst, len);
+}
 
 }  // namespace vdpu::virtio::net
