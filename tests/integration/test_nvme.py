@@ -173,6 +173,9 @@ class NvmeTest(unittest.TestCase):
         self.rpc_err(EINVAL, "nvme_namespace_create", nqn=NQN, bdev_name="Malloc1", nsid=17)
         self.rpc_err(EINVAL, "nvme_controller_create", nqn=NQN, pf_id=0, num_queues=32)
         self.rpc_err(EINVAL, "nvme_controller_create", nqn=NQN, pf_id=0, mdts=8)
+        # Not implemented: refused, not silently dropped.
+        self.rpc_err(EINVAL, "nvme_controller_create", nqn=NQN, pf_id=0, compare_write=True)
+        self.rpc_err(EINVAL, "nvme_controller_create", nqn=NQN, pf_id=0, write_uncor=True)
         self.rpc_err(EEXIST, "nvme_controller_create", nqn=NQN, pf_id=0)  # function taken
         self.rpc_err(ENODEV, "nvme_controller_create", nqn="nqn.x:none", pf_id=0)
         self.rpc_err(EBUSY, "nvme_subsystem_destroy", nqn=NQN)  # not empty, no force

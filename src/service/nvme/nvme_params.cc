@@ -63,6 +63,11 @@ Result<CtrlParams> parse_ctrl_params(const json& p, CtrlParams c) {
   VDPU_TRY(opt_flag(p, "compare", c.compare));
   VDPU_TRY(flag(p, "compare_write", c.compare_write));
   VDPU_TRY(flag(p, "write_uncor", c.write_uncor));
+  // Not implemented: refused rather than accepted and silently not offered.
+  if (c.compare_write)
+    return make_error(Errc::kInvalidArgument, "compare_write: fused Compare and Write is not supported yet");
+  if (c.write_uncor)
+    return make_error(Errc::kInvalidArgument, "write_uncor: Write Uncorrectable is not supported yet");
   VDPU_TRY(flag(p, "suspended", c.suspended));
   VDPU_TRY(flag(p, "dynamic_msix", c.dynamic_msix));
   VDPU_TRY(flag(p, "admin_only", c.admin_only));
