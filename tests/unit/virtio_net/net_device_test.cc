@@ -9,6 +9,7 @@
 #include <future>
 #include <thread>
 
+#include "dev_harness.h"
 #include "test_driver.h"
 #include "virtio/net/backend_mem.h"
 
@@ -21,68 +22,11 @@ using test::GuestMem;
 
 const MacAddr kMac = {0x02, 0xaa, 0, 0, 0, 1};
 
-class Dev {
- public:
-  Dev(NetOptions o, std::unique_ptr<NetBackend> be) : rt_(make_opts()) {
-    EXPECT_TRUE(rt_.start().ok());
-    main_ = std::thread([this] { rt_.run_main(); });
-    o.mac = kMac;
-    auto d = on_main([&] { return NetDevice::create(o, std::move(be), rt_); });
-    EXPECT_TRUE(d.ok()) << (d.ok() ? "" : d.error().message);
-    if (d.ok()) dev = std::move(*d);
-  }
-  ~Dev() {
-    if (dev) {
-      std::promise<void> p;
-      rt_.main().send_blocking([&] { dev->stop_all([&] { p.set_value(); }); });
-      p.get_future().wait();
-      on_main([&] {
-        dev.reset();
-        return 0;
-      });
-    }
-    rt_.stop();
-    main_.join();
-  }
-  template <class F>
-  auto on_main(F&& f) -> std::invoke_result_t<F> {
-    std::promise<std::invoke_result_t<F>> p;
-    rt_.main().send_blocking([&] { p.set_value(f()); });
-    return p.get_future().get();
-  }
-  Status start(uint16_t qid, const QueueConfig& c) {
-    std::promise<Status> p;
-    rt_.main().send_blocking([&] { dev->start_queue(qid, c, [&](Status s) { p.set_value(s); }); });
-    return p.get_future().get();
-  }
-  QueueState stop(uint16_t qid) {
-    std::promise<QueueState> p;
-    rt_.main().send_blocking([&] { dev->stop_queue(qid, [&](QueueState s) { p.set_value(s); }); });
-    return p.get_future().get();
-  }
-  std::unique_ptr<NetDevice> dev;
-
- private:
-  static rt::Options make_opts() {
-    rt::Options o;
-    o.cores = {0};
-    o.pin = false;
-    return o;
-  }
-  rt::Runtime rt_;
-  std::thread main_;
+// One data reactor on core 0.
+struct Dev : test::DevHarness {
+  Dev(NetOptions o, std::unique_ptr<NetBackend> be) : DevHarness(std::move(o), std::move(be), kMac, {0}) {}
 };
-
-// Waits (bounded) until pred() holds; returns whether it did.
-template <class P>
-bool eventually(P pred) {
-  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
-  }
-  return pred();
-}
+using test::eventually;
 
 uint64_t feats(const NetDevice& d, uint64_t want) { return d.device_features() & want; }
 

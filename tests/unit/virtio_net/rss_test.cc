@@ -10,6 +10,7 @@
 #include <future>
 #include <thread>
 
+#include "dev_harness.h"
 #include "test_driver.h"
 #include "virtio/net/backend_mem.h"
 #include "virtio/net/net_ctrl.h"
@@ -719,62 +720,12 @@ TEST(Coalescing, TxCompletionsToo) {
 
 // ------------------------------------------------------------------ steering across reactors
 
-class TwoReactorDev {
- public:
-  TwoReactorDev(NetOptions o, std::unique_ptr<NetBackend> be) : rt_(make_opts()) {
-    EXPECT_TRUE(rt_.start().ok());
-    main_ = std::thread([this] { rt_.run_main(); });
-    o.mac = kMac;
-    auto d = on_main([&] { return NetDevice::create(o, std::move(be), rt_); });
-    EXPECT_TRUE(d.ok());
-    if (d.ok()) dev = std::move(*d);
-  }
-  ~TwoReactorDev() {
-    if (dev) {
-      std::promise<void> p;
-      rt_.main().send_blocking([&] { dev->stop_all([&] { p.set_value(); }); });
-      p.get_future().wait();
-      on_main([&] {
-        dev.reset();
-        return 0;
-      });
-    }
-    rt_.stop();
-    main_.join();
-  }
-  template <class F>
-  auto on_main(F&& f) -> std::invoke_result_t<F> {
-    std::promise<std::invoke_result_t<F>> p;
-    rt_.main().send_blocking([&] { p.set_value(f()); });
-    return p.get_future().get();
-  }
-  Status start(uint16_t qid, const QueueConfig& c) {
-    std::promise<Status> p;
-    rt_.main().send_blocking([&] { dev->start_queue(qid, c, [&](Status s) { p.set_value(s); }); });
-    return p.get_future().get();
-  }
-  std::unique_ptr<NetDevice> dev;
-
- private:
-  static rt::Options make_opts() {
-    rt::Options o;
-    o.cores = {0, 1};
-    o.pin = false;
-    return o;
-  }
-  rt::Runtime rt_;
-  std::thread main_;
+// Two data reactors (cores 0 and 1): RSS hands frames between them.
+struct TwoReactorDev : test::DevHarness {
+  TwoReactorDev(NetOptions o, std::unique_ptr<NetBackend> be)
+      : DevHarness(std::move(o), std::move(be), kMac, {0, 1}) {}
 };
-
-template <class P>
-bool eventually(P pred) {
-  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
-  }
-  return pred();
-}
+using test::eventually;
 
 uint8_t send_ctrl(GuestMem& mem, DriverQueue& cq, uint8_t cls, uint8_t cmd, const std::vector<uint8_t>& data) {
   std::vector<uint8_t> out = {cls, cmd};
