@@ -79,11 +79,13 @@ class Rpc:
 class Daemon:
     """vdpu-snap on <work>/spdk.sock with the emulation layout `emu_conf`
     (state, emulation files and log under `work`), none of the caller's
-    SNAP/SPDK init variables, and the RPC log off. start() returns once
+    SNAP/SPDK init variables, and the RPC log off, on the cores of `mask`. start() returns once
     spdk_get_version answers; stop() sends SIGTERM and returns the exit code."""
 
-    def __init__(self, work: Path, emu_conf: str, args=(), start_timeout: float = 30):
+    def __init__(self, work: Path, emu_conf: str, args=(), start_timeout: float = 30, mask: str = "0x1"):
+        work.mkdir(parents=True, exist_ok=True)
         self.work = work
+        self.mask = mask
         self.sock = str(work / "spdk.sock")
         self.args = [str(a) for a in args]
         self.start_timeout = start_timeout
@@ -105,7 +107,7 @@ class Daemon:
 
     def start(self):
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([str(SNAP), "-m", "0x1", "-r", self.sock, *self.args],
+        self.proc = subprocess.Popen([str(SNAP), "-m", self.mask, "-r", self.sock, *self.args],
                                      env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         end = time.monotonic() + self.start_timeout
         while time.monotonic() < end:

@@ -15,7 +15,6 @@ not in this build.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -27,16 +26,12 @@ import time
 import unittest
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-BIN = Path(os.environ.get("VDPU_BIN_DIR", HERE.parent.parent / "build" / "bin"))
-SNAP = BIN / "vdpu-snap"
+from common import BIN, EEXIST, EINVAL, ENODEV, SNAP, Daemon, RpcError
+
 PERF = BIN / "vdpu-perf"
 
 NQN = "nqn.2016-06.io.spdk:cnode1"
 EIO = -5
-ENODEV = -19
-EEXIST = -17
-EINVAL = -32602
 EMU_CONF = "VIRTIO_BLK_EMULATION_ENABLE=1\nVIRTIO_BLK_EMULATION_NUM_PF=1\n"
 
 
@@ -44,85 +39,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-class RpcError(Exception):
-    def __init__(self, code, message):
-        super().__init__(f"{code}: {message}")
-        self.code, self.message = code, message
-
-
-class Rpc:
-    """Minimal JSON-RPC 2.0 client (one request per connection)."""
-
-    def __init__(self, path: str):
-        self.path = path
-
-    def __call__(self, method: str, **params):
-        req = {"jsonrpc": "2.0", "method": method, "id": 1}
-        if params:
-            req["params"] = params
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(60)
-            s.connect(self.path)
-            s.sendall(json.dumps(req).encode())
-            buf, dec = b"", json.JSONDecoder()
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    raise RuntimeError(f"{method}: connection closed")
-                buf += chunk
-                try:
-                    resp, _ = dec.raw_decode(buf.decode())
-                    break
-                except ValueError:
-                    continue
-        if "error" in resp:
-            raise RpcError(resp["error"]["code"], resp["error"]["message"])
-        return resp["result"]
-
-
-class SnapDaemon:
-    """vdpu-snap on its own core mask, socket and state directories."""
-
-    def __init__(self, work: Path, mask: str):
-        work.mkdir(parents=True, exist_ok=True)
-        self.work, self.mask = work, mask
-        self.sock = str(work / "spdk.sock")
-        (work / "emu.conf").write_text(EMU_CONF)
-        self.env = {k: v for k, v in os.environ.items()
-                    if not k.startswith(("SNAP_", "SPDK_", "VDPU_EMU", "VDPU_STATE"))}
-        self.env.update({"VDPU_STATE_DIR": str(work / "state"), "VDPU_EMU_DIR": str(work / "emu"),
-                         "VDPU_EMU_CONFIG": str(work / "emu.conf"), "SNAP_RPC_LOG_ENABLE": "0"})
-        self.proc = None
-        self.rpc = Rpc(self.sock)
-
-    def start(self):
-        self.log = open(self.work / "vdpu-snap.log", "ab")
-        self.proc = subprocess.Popen([str(SNAP), "-m", self.mask, "-r", self.sock],
-                                     env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
-        end = time.monotonic() + 20
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"vdpu-snap exited rc={self.proc.returncode}: "
-                                   + (self.work / "vdpu-snap.log").read_text()[-2000:])
-            try:
-                self.rpc("spdk_get_version")
-                return
-            except (OSError, RpcError, RuntimeError):
-                time.sleep(0.05)
-        raise TimeoutError("vdpu-snap did not answer")
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc:
-            self.log.close()
 
 
 def eventually(pred, seconds=60.0, step=0.1):
@@ -139,8 +55,8 @@ class NvmeTcpLoopback(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.work = Path(tempfile.mkdtemp(prefix="vdpu-nvmetcp-it-"))
-        cls.tgt = SnapDaemon(cls.work / "target", "0x2")
-        cls.ini = SnapDaemon(cls.work / "initiator", "0x1")
+        cls.tgt = Daemon(cls.work / "target", EMU_CONF, mask="0x2")
+        cls.ini = Daemon(cls.work / "initiator", EMU_CONF, mask="0x1")
         cls.tgt.start()
         cls.ini.start()
         cls.port = free_port()
