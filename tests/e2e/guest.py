@@ -30,10 +30,12 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -571,3 +573,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+class RpcError(RuntimeError):
+    """A JSON-RPC error answer (or a connection closed before one)."""
+
+
+def rpc(sock: str, method: str, **params):
+    """One JSON-RPC 2.0 request to the vdpu daemon on unix socket `sock`."""
+    req = {"jsonrpc": "2.0", "id": 1, "method": method}
+    if params:
+        req["params"] = params
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(60)
+        s.connect(sock)
+        s.sendall(json.dumps(req).encode())
+        buf, dec = b"", json.JSONDecoder()
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise RpcError(f"{method}: connection closed")
+            buf += chunk
+            try:
+                resp, _ = dec.raw_decode(buf.decode())
+                break
+            except ValueError:
+                pass
+    if "error" in resp:
+        raise RpcError(f"{method}: {resp['error']}")
+    return resp["result"]

@@ -41,7 +41,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import guest  # noqa: E402
-from test_vblk_guest import RpcError, rpc  # noqa: E402
+from guest import RpcError, rpc  # noqa: E402
 
 BIN = Path(os.environ.get("VDPU_BIN_DIR", HERE.parent.parent / "build" / "bin"))
 SNAP = BIN / "vdpu-snap"

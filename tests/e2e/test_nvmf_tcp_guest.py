@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import guest  # noqa: E402
+from guest import rpc  # noqa: E402
 
 BIN = Path(os.environ.get("VDPU_BIN_DIR", HERE.parent.parent / "build" / "bin"))
 SNAP = BIN / "vdpu-snap"
@@ -112,30 +112,6 @@ done
 
 EXPECT = ["nvme_discover", "nvme_connect", "nvme_id_ctrl", "ns_size", "io_queues",
           "fio_verify_4k_qd16", "fio_verify_128k_qd4", "nvme_disconnect", "host_stats"]
-
-
-def rpc(sock: str, method: str, **params):
-    req = {"jsonrpc": "2.0", "id": 1, "method": method}
-    if params:
-        req["params"] = params
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(60)
-        s.connect(sock)
-        s.sendall(json.dumps(req).encode())
-        buf, dec = b"", json.JSONDecoder()
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                raise RuntimeError(f"{method}: connection closed")
-            buf += chunk
-            try:
-                resp, _ = dec.raw_decode(buf.decode())
-                break
-            except ValueError:
-                pass
-    if "error" in resp:
-        raise RuntimeError(f"{method}: {resp['error']}")
-    return resp["result"]
 
 
 def main() -> int:

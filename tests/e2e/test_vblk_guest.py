@@ -29,7 +29,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import guest  # noqa: E402
+from guest import RpcError, rpc  # noqa: E402
 
 BIN = Path(os.environ.get("VDPU_BIN_DIR", HERE.parent.parent / "build" / "bin"))
 SNAP = BIN / "vdpu-snap"
@@ -115,34 +115,6 @@ fi
 EXPECT_BASE = ["disk_present", "disk_size", "mq_queues", "serial"] + [
     f"fio_verify_{bs}_qd{qd}" for bs in ("4k", "64k", "512k") for qd in (1, 16)] + ["fio_live_ops"]
 EXPECT_KILL = ["fio_across_kill", "fio_verify_after_restart"]
-
-
-class RpcError(Exception):
-    pass
-
-
-def rpc(sock: str, method: str, **params):
-    req = {"jsonrpc": "2.0", "id": 1, "method": method}
-    if params:
-        req["params"] = params
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(60)
-        s.connect(sock)
-        s.sendall(json.dumps(req).encode())
-        buf, dec = b"", json.JSONDecoder()
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                raise RpcError(f"{method}: connection closed")
-            buf += chunk
-            try:
-                resp, _ = dec.raw_decode(buf.decode())
-                break
-            except ValueError:
-                pass
-    if "error" in resp:
-        raise RpcError(f"{method}: {resp['error']}")
-    return resp["result"]
 
 
 class Snap:
