@@ -54,6 +54,13 @@ class Responder {
 // possibly empty).
 using Handler = std::function<void(const json& params, Responder r)>;
 
+// In a handler whose Responder is `r`: declares `var` as the value of a
+// Result-returning `expr`, or replies with its error and returns.
+#define VDPU_RPC_GET(var, expr)                  \
+  auto var##_r = (expr);                         \
+  if (!var##_r) return r.error(var##_r.error()); \
+  auto var = std::move(*var##_r)
+
 // When a method may be called: before framework_start_init (--wait-for-rpc),
 // after it, or both.
 enum State : uint32_t { kStartup = 1, kRuntime = 2, kAny = 3 };

@@ -12,12 +12,6 @@ namespace {
 
 using rpc::Responder;
 
-// Replies through `r` when a Result is an error; evaluates to the value.
-#define NVME_GET(var, expr)                      \
-  auto var##_r = (expr);                         \
-  if (!var##_r) return r.error(var##_r.error()); \
-  auto var = std::move(*var##_r)
-
 Result<std::string> req_str(const json& p, const char* key, const char* alias = nullptr) {
   auto v = alias ? get_str_alias(p, key, alias) : get_str(p, key);
   if (!v) return v.error();
@@ -43,11 +37,11 @@ std::function<void(Status)> reply_status(Responder r) {
 
 void subsystem_create(const json& p, Responder r) {
   nv::SubsystemOptions o;
-  NVME_GET(nqn, req_str(p, "nqn"));
-  NVME_GET(sn, get_str(p, "serial_number"));
-  NVME_GET(mn, get_str(p, "model_number"));
-  NVME_GET(nn, get_uint(p, "nn", 1, 0xfffffffe));
-  NVME_GET(mnan, get_uint(p, "mnan", 1, 0xfffffffe));
+  VDPU_RPC_GET(nqn, req_str(p, "nqn"));
+  VDPU_RPC_GET(sn, get_str(p, "serial_number"));
+  VDPU_RPC_GET(mn, get_str(p, "model_number"));
+  VDPU_RPC_GET(nn, get_uint(p, "nn", 1, 0xfffffffe));
+  VDPU_RPC_GET(mnan, get_uint(p, "mnan", 1, 0xfffffffe));
   o.nqn = nqn;
   o.serial_number = sn.value_or("");
   o.model_number = mn.value_or("");
@@ -57,8 +51,8 @@ void subsystem_create(const json& p, Responder r) {
 }
 
 void subsystem_destroy(const json& p, Responder r) {
-  NVME_GET(nqn, req_str(p, "nqn"));
-  NVME_GET(force, get_flag(p, "force"));
+  VDPU_RPC_GET(nqn, req_str(p, "nqn"));
+  VDPU_RPC_GET(force, get_flag(p, "force"));
   manager().subsystem_destroy(nqn, force, reply_status(std::move(r)));
 }
 
@@ -67,17 +61,17 @@ void subsystem_list(const json&, Responder r) { r.result(manager().subsystem_lis
 // ---------------------------------------------------------------- §6.4
 
 void namespace_create(const json& p, Responder r) {
-  NVME_GET(nqn, req_str(p, "nqn"));
-  NVME_GET(bdev, req_str(p, "bdev_name"));
-  NVME_GET(nsid, req_u32(p, "nsid", 1, 0xfffffffe));
-  NVME_GET(uuid, get_str(p, "uuid"));
-  NVME_GET(type, get_str(p, "bdev_type"));
+  VDPU_RPC_GET(nqn, req_str(p, "nqn"));
+  VDPU_RPC_GET(bdev, req_str(p, "bdev_name"));
+  VDPU_RPC_GET(nsid, req_u32(p, "nsid", 1, 0xfffffffe));
+  VDPU_RPC_GET(uuid, get_str(p, "uuid"));
+  VDPU_RPC_GET(type, get_str(p, "bdev_type"));
   r.status(manager().namespace_create(nqn, bdev, nsid, uuid.value_or(""), type.value_or("spdk")));
 }
 
 void namespace_destroy(const json& p, Responder r) {
-  NVME_GET(nqn, req_str(p, "nqn"));
-  NVME_GET(nsid, req_u32(p, "nsid", 1, 0xfffffffe));
+  VDPU_RPC_GET(nqn, req_str(p, "nqn"));
+  VDPU_RPC_GET(nsid, req_u32(p, "nsid", 1, 0xfffffffe));
   // A namespace no controller of ours holds may still be used by hosts of
   // an NVMe-oF transport (TCP): nvmf_remove_ns disconnects them first.
   Subsys* s = manager().find_subsys(nqn);
@@ -88,8 +82,8 @@ void namespace_destroy(const json& p, Responder r) {
 }
 
 void namespace_list(const json& p, Responder r) {
-  NVME_GET(nqn, get_str(p, "nqn"));
-  NVME_GET(list, manager().namespace_list(nqn));
+  VDPU_RPC_GET(nqn, get_str(p, "nqn"));
+  VDPU_RPC_GET(list, manager().namespace_list(nqn));
   r.result(std::move(list));
 }
 
@@ -97,33 +91,33 @@ void namespace_list(const json& p, Responder r) {
 
 void controller_create(const json& p, Responder r) {
   CtrlParams base;
-  NVME_GET(snap, get_str(p, "snapshot"));
+  VDPU_RPC_GET(snap, get_str(p, "snapshot"));
   if (snap) {
     // A snapshot supplies the configuration the request leaves out.
-    NVME_GET(sp, load_snapshot(*snap));
+    VDPU_RPC_GET(sp, load_snapshot(*snap));
     base = sp;
     base.fn = {};
     base.ctrl.reset();
   }
-  NVME_GET(req, parse_ctrl_params(p, base));
-  NVME_GET(name, manager().controller_create(std::move(req)));
+  VDPU_RPC_GET(req, parse_ctrl_params(p, base));
+  VDPU_RPC_GET(name, manager().controller_create(std::move(req)));
   r.result(json{{"ctrl_id", name}});
 }
 
 void controller_destroy(const json& p, Responder r) {
-  NVME_GET(ctrl, ctrl_of(p));
-  NVME_GET(force, get_flag(p, "force"));
-  NVME_GET(release, get_flag(p, "release_msix"));
+  VDPU_RPC_GET(ctrl, ctrl_of(p));
+  VDPU_RPC_GET(force, get_flag(p, "force"));
+  VDPU_RPC_GET(release, get_flag(p, "release_msix"));
   manager().controller_destroy(ctrl, force, release, reply_status(std::move(r)));
 }
 
 void controller_suspend(const json& p, Responder r) {
-  NVME_GET(ctrl, ctrl_of(p));
+  VDPU_RPC_GET(ctrl, ctrl_of(p));
   SuspendOpts o;
-  NVME_GET(t, get_uint(p, "timeout_ms", 0, 86400000));
-  NVME_GET(force, get_flag(p, "force"));
-  NVME_GET(admin, get_flag(p, "admin_only"));
-  NVME_GET(lu, get_flag(p, "live_update_notifier"));
+  VDPU_RPC_GET(t, get_uint(p, "timeout_ms", 0, 86400000));
+  VDPU_RPC_GET(force, get_flag(p, "force"));
+  VDPU_RPC_GET(admin, get_flag(p, "admin_only"));
+  VDPU_RPC_GET(lu, get_flag(p, "live_update_notifier"));
   if (t) o.timeout_ms = *t;
   o.force = force;
   o.admin_only = admin;
@@ -132,35 +126,35 @@ void controller_suspend(const json& p, Responder r) {
 }
 
 void controller_resume(const json& p, Responder r) {
-  NVME_GET(ctrl, ctrl_of(p));
-  NVME_GET(lu, get_flag(p, "live_update_resume"));  // accepted (§6.6)
+  VDPU_RPC_GET(ctrl, ctrl_of(p));
+  VDPU_RPC_GET(lu, get_flag(p, "live_update_resume"));  // accepted (§6.6)
   (void)lu;
   r.status(manager().controller_resume(ctrl));
 }
 
 void controller_attach_ns(const json& p, Responder r) {
-  NVME_GET(ctrl, ctrl_of(p));
-  NVME_GET(nsid, req_u32(p, "nsid", 1, 0xfffffffe));
+  VDPU_RPC_GET(ctrl, ctrl_of(p));
+  VDPU_RPC_GET(nsid, req_u32(p, "nsid", 1, 0xfffffffe));
   manager().controller_ns_change(ctrl, nsid, true, [r](Status s) mutable { r.status(s); });
 }
 
 void controller_detach_ns(const json& p, Responder r) {
-  NVME_GET(ctrl, ctrl_of(p));
-  NVME_GET(nsid, req_u32(p, "nsid", 1, 0xfffffffe));
+  VDPU_RPC_GET(ctrl, ctrl_of(p));
+  VDPU_RPC_GET(nsid, req_u32(p, "nsid", 1, 0xfffffffe));
   manager().controller_ns_change(ctrl, nsid, false, [r](Status s) mutable { r.status(s); });
 }
 
 void controller_list(const json& p, Responder r) {
-  NVME_GET(nqn, get_str(p, "nqn"));
-  NVME_GET(ctrl, get_str_alias(p, "ctrl", "ctrl_id"));
-  NVME_GET(list, manager().controller_list(nqn, ctrl));
+  VDPU_RPC_GET(nqn, get_str(p, "nqn"));
+  VDPU_RPC_GET(ctrl, get_str_alias(p, "ctrl", "ctrl_id"));
+  VDPU_RPC_GET(list, manager().controller_list(nqn, ctrl));
   r.result(std::move(list));
 }
 
 void controller_modify(const json& p, Responder r) {
-  NVME_GET(ctrl, get_str_alias(p, "ctrl", "ctrl_id"));
-  NVME_GET(nq, get_uint(p, "num_queues", 1, 31));
-  NVME_GET(nm, get_uint(p, "num_msix", 1, 4095));
+  VDPU_RPC_GET(ctrl, get_str_alias(p, "ctrl", "ctrl_id"));
+  VDPU_RPC_GET(nq, get_uint(p, "num_queues", 1, 31));
+  VDPU_RPC_GET(nm, get_uint(p, "num_msix", 1, 4095));
   std::optional<uint32_t> q, m;
   if (nq) q = uint32_t(*nq);
   if (nm) m = uint32_t(*nm);
@@ -168,27 +162,27 @@ void controller_modify(const json& p, Responder r) {
 }
 
 void controller_vfs_msix_reclaim(const json& p, Responder r) {
-  NVME_GET(ctrl, ctrl_of(p));
+  VDPU_RPC_GET(ctrl, ctrl_of(p));
   r.status(manager().controller_vfs_msix_reclaim(ctrl));
 }
 
 void controller_snapshot_get(const json& p, Responder r) {
-  NVME_GET(ctrl, ctrl_of(p));
-  NVME_GET(file, req_str(p, "filename"));
+  VDPU_RPC_GET(ctrl, ctrl_of(p));
+  VDPU_RPC_GET(file, req_str(p, "filename"));
   r.status(manager().controller_snapshot_get(ctrl, file));
 }
 
 void controller_io_stats(const json& p, Responder r) {
-  NVME_GET(ctrl, ctrl_of(p));
-  NVME_GET(s, manager().controller_io_stats(ctrl));
+  VDPU_RPC_GET(ctrl, ctrl_of(p));
+  VDPU_RPC_GET(s, manager().controller_io_stats(ctrl));
   r.result(std::move(s));
 }
 
 // ---------------------------------------------------------------- §4.3
 
 void emulation_device_attach(const json& p, Responder r) {
-  NVME_GET(nm, get_uint(p, "num_msix", 0, 256));
-  NVME_GET(res, manager().emulation_device_attach(uint32_t(nm.value_or(0))));
+  VDPU_RPC_GET(nm, get_uint(p, "num_msix", 0, 256));
+  VDPU_RPC_GET(res, manager().emulation_device_attach(uint32_t(nm.value_or(0))));
   r.result(std::move(res));
 }
 

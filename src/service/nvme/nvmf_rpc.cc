@@ -14,11 +14,6 @@ namespace {
 
 using rpc::Responder;
 
-#define NVMF_GET(var, expr)                      \
-  auto var##_r = (expr);                         \
-  if (!var##_r) return r.error(var##_r.error()); \
-  auto var = std::move(*var##_r)
-
 Result<std::string> req_str(const json& p, const char* key) {
   auto v = get_str(p, key);
   if (!v) return v.error();
@@ -53,54 +48,54 @@ Result<std::string> dev_name(const json& p) {
 // ---------------------------------------------------------------- transports
 
 void create_transport(const json& p, Responder r) {
-  NVMF_GET(t, req_str(p, "trtype"));
+  VDPU_RPC_GET(t, req_str(p, "trtype"));
   r.status(manager().nvmf_create_transport(t, p));
 }
 
 void delete_transport(const json& p, Responder r) {
-  NVMF_GET(t, req_str(p, "trtype"));
+  VDPU_RPC_GET(t, req_str(p, "trtype"));
   r.status(manager().nvmf_delete_transport(t));
 }
 
 void get_transports(const json& p, Responder r) {
-  NVMF_GET(t, get_str(p, "trtype"));
-  NVMF_GET(list, manager().nvmf_get_transports(t));
+  VDPU_RPC_GET(t, get_str(p, "trtype"));
+  VDPU_RPC_GET(list, manager().nvmf_get_transports(t));
   r.result(std::move(list));
 }
 
 // ---------------------------------------------------------------- subsystems
 
 void create_subsystem(const json& p, Responder r) {
-  NVMF_GET(nqn, req_str(p, "nqn"));
-  NVMF_GET(sn, get_str(p, "serial_number"));
-  NVMF_GET(mn, get_str(p, "model_number"));
-  NVMF_GET(any, get_flag(p, "allow_any_host"));
-  NVMF_GET(ana, get_flag(p, "ana_reporting"));
-  NVMF_GET(maxns, get_uint(p, "max_namespaces", 0, 0xfffffffe));
-  NVMF_GET(minc, get_uint(p, "min_cntlid", 1, 0xffef));
-  NVMF_GET(maxc, get_uint(p, "max_cntlid", 1, 0xffef));
+  VDPU_RPC_GET(nqn, req_str(p, "nqn"));
+  VDPU_RPC_GET(sn, get_str(p, "serial_number"));
+  VDPU_RPC_GET(mn, get_str(p, "model_number"));
+  VDPU_RPC_GET(any, get_flag(p, "allow_any_host"));
+  VDPU_RPC_GET(ana, get_flag(p, "ana_reporting"));
+  VDPU_RPC_GET(maxns, get_uint(p, "max_namespaces", 0, 0xfffffffe));
+  VDPU_RPC_GET(minc, get_uint(p, "min_cntlid", 1, 0xffef));
+  VDPU_RPC_GET(maxc, get_uint(p, "max_cntlid", 1, 0xffef));
   r.status(manager().nvmf_create_subsystem(nqn, sn.value_or(""), mn.value_or(""), any,
                                            uint32_t(maxns.value_or(0)), ana,
                                            uint32_t(minc.value_or(1)), uint32_t(maxc.value_or(0xffef))));
 }
 
 void delete_subsystem(const json& p, Responder r) {
-  NVMF_GET(nqn, req_str(p, "nqn"));
+  VDPU_RPC_GET(nqn, req_str(p, "nqn"));
   manager().subsystem_destroy(nqn, true, reply_status(std::move(r)));
 }
 
 void get_subsystems(const json& p, Responder r) {
-  NVMF_GET(nqn, get_str(p, "nqn"));
-  NVMF_GET(list, manager().nvmf_get_subsystems(nqn));
+  VDPU_RPC_GET(nqn, get_str(p, "nqn"));
+  VDPU_RPC_GET(list, manager().nvmf_get_subsystems(nqn));
   r.result(std::move(list));
 }
 
 void add_ns(const json& p, Responder r) {
-  NVMF_GET(nqn, req_str(p, "nqn"));
+  VDPU_RPC_GET(nqn, req_str(p, "nqn"));
   const json& ns = nested(p, "namespace");
-  NVMF_GET(bdev, req_str(ns, "bdev_name"));
-  NVMF_GET(nsid, get_uint(ns, "nsid", 0, 0xfffffffe));
-  NVMF_GET(uuid, get_str(ns, "uuid"));
+  VDPU_RPC_GET(bdev, req_str(ns, "bdev_name"));
+  VDPU_RPC_GET(nsid, get_uint(ns, "nsid", 0, 0xfffffffe));
+  VDPU_RPC_GET(uuid, get_str(ns, "uuid"));
   auto rp = std::make_shared<Responder>(std::move(r));
   manager().nvmf_add_ns(nqn, bdev, uint32_t(nsid.value_or(0)), uuid.value_or(""),
                         [rp](Result<uint32_t> id) {
@@ -110,8 +105,8 @@ void add_ns(const json& p, Responder r) {
 }
 
 void remove_ns(const json& p, Responder r) {
-  NVMF_GET(nqn, req_str(p, "nqn"));
-  NVMF_GET(nsid, get_uint(p, "nsid", 1, 0xfffffffe));
+  VDPU_RPC_GET(nqn, req_str(p, "nqn"));
+  VDPU_RPC_GET(nsid, get_uint(p, "nsid", 1, 0xfffffffe));
   if (!nsid) return r.error(rpc::kInvalidParams, "missing parameter 'nsid'");
   manager().nvmf_remove_ns(nqn, uint32_t(*nsid), reply_status(std::move(r)));
 }
@@ -119,35 +114,35 @@ void remove_ns(const json& p, Responder r) {
 // ---------------------------------------------------------------- hosts
 
 void add_host(const json& p, Responder r) {
-  NVMF_GET(nqn, req_str(p, "nqn"));
-  NVMF_GET(host, req_str(p, "host"));
-  NVMF_GET(psk, get_str(p, "psk"));
+  VDPU_RPC_GET(nqn, req_str(p, "nqn"));
+  VDPU_RPC_GET(host, req_str(p, "host"));
+  VDPU_RPC_GET(psk, get_str(p, "psk"));
   if (psk && !psk->empty())
     return r.error(Error{Errc::kUnsupported, "TLS (psk) is not supported by this target"});
   r.status(manager().nvmf_add_host(nqn, host));
 }
 
 void remove_host(const json& p, Responder r) {
-  NVMF_GET(nqn, req_str(p, "nqn"));
-  NVMF_GET(host, req_str(p, "host"));
+  VDPU_RPC_GET(nqn, req_str(p, "nqn"));
+  VDPU_RPC_GET(host, req_str(p, "host"));
   r.status(manager().nvmf_remove_host(nqn, host));
 }
 
 void allow_any_host(const json& p, Responder r) {
-  NVMF_GET(nqn, req_str(p, "nqn"));
-  NVMF_GET(any, get_flag(p, "allow_any_host"));
+  VDPU_RPC_GET(nqn, req_str(p, "nqn"));
+  VDPU_RPC_GET(any, get_flag(p, "allow_any_host"));
   r.status(manager().nvmf_allow_any_host(nqn, any));
 }
 
 void get_namespaces(const json& p, Responder r) {
-  NVMF_GET(nqn, req_str(p, "nqn"));
-  NVMF_GET(list, manager().nvmf_get_namespaces(nqn));
+  VDPU_RPC_GET(nqn, req_str(p, "nqn"));
+  VDPU_RPC_GET(list, manager().nvmf_get_namespaces(nqn));
   r.result(std::move(list));
 }
 
 void get_ns_stats(const json& p, Responder r) {
-  NVMF_GET(nqn, req_str(p, "nqn"));
-  NVMF_GET(list, manager().nvmf_get_namespaces(nqn));
+  VDPU_RPC_GET(nqn, req_str(p, "nqn"));
+  VDPU_RPC_GET(list, manager().nvmf_get_namespaces(nqn));
   // Per-namespace counters are the bdev's (bdev_get_iostat has the detail).
   r.result(json{{"nqn", nqn}, {"namespaces", std::move(list)}});
 }
@@ -171,14 +166,14 @@ Result<ListenAddress> listen_address(const json& p) {
 }
 
 void add_listener(const json& p, Responder r) {
-  NVMF_GET(nqn, req_str(p, "nqn"));
-  NVMF_GET(a, listen_address(p));
+  VDPU_RPC_GET(nqn, req_str(p, "nqn"));
+  VDPU_RPC_GET(a, listen_address(p));
   manager().nvmf_add_listener(nqn, a, reply_status(std::move(r)));
 }
 
 void remove_listener(const json& p, Responder r) {
-  NVMF_GET(nqn, req_str(p, "nqn"));
-  NVMF_GET(a, listen_address(p));
+  VDPU_RPC_GET(nqn, req_str(p, "nqn"));
+  VDPU_RPC_GET(a, listen_address(p));
   manager().nvmf_remove_listener(nqn, a, reply_status(std::move(r)));
 }
 

@@ -11,12 +11,6 @@ namespace {
 
 using rpc::Responder;
 
-// Replies through `r` when a Result is an error; evaluates to the value.
-#define VBLK_GET(var, expr)             \
-  auto var##_r = (expr);                \
-  if (!var##_r) return r.error(var##_r.error()); \
-  auto var = std::move(*var##_r)
-
 Result<std::string> ctrl_of(const json& p) {
   auto c = get_str_alias(p, "ctrl", "ctrl_id");
   if (!c) return c.error();
@@ -32,65 +26,65 @@ std::function<void(Status)> reply_status(Responder r) {
 // ---------------------------------------------------------------- §5
 
 void controller_create(const json& p, Responder r) {
-  VBLK_GET(req, parse_create(p));
-  VBLK_GET(name, manager().create(req));
+  VDPU_RPC_GET(req, parse_create(p));
+  VDPU_RPC_GET(name, manager().create(req));
   r.result(name);
 }
 
 void controller_destroy(const json& p, Responder r) {
-  VBLK_GET(ctrl, ctrl_of(p));
-  VBLK_GET(force, get_flag(p, "force"));
-  VBLK_GET(release, get_flag(p, "release_msix"));
+  VDPU_RPC_GET(ctrl, ctrl_of(p));
+  VDPU_RPC_GET(force, get_flag(p, "force"));
+  VDPU_RPC_GET(release, get_flag(p, "release_msix"));
   manager().destroy(ctrl, force, release, reply_status(std::move(r)));
 }
 
 void controller_suspend(const json& p, Responder r) {
-  VBLK_GET(ctrl, ctrl_of(p));
-  VBLK_GET(events_only, get_flag(p, "events_only"));
-  VBLK_GET(lu, get_flag(p, "live_update"));  // accepted (§5.4): live update not yet implemented
+  VDPU_RPC_GET(ctrl, ctrl_of(p));
+  VDPU_RPC_GET(events_only, get_flag(p, "events_only"));
+  VDPU_RPC_GET(lu, get_flag(p, "live_update"));  // accepted (§5.4): live update not yet implemented
   (void)lu;
   manager().suspend(ctrl, events_only, reply_status(std::move(r)));
 }
 
 void controller_resume(const json& p, Responder r) {
-  VBLK_GET(ctrl, ctrl_of(p));
+  VDPU_RPC_GET(ctrl, ctrl_of(p));
   manager().resume(ctrl, reply_status(std::move(r)));
 }
 
 void controller_bdev_attach(const json& p, Responder r) {
-  VBLK_GET(ctrl, ctrl_of(p));
-  VBLK_GET(bdev, get_str(p, "bdev"));
+  VDPU_RPC_GET(ctrl, ctrl_of(p));
+  VDPU_RPC_GET(bdev, get_str(p, "bdev"));
   if (!bdev) return r.error(rpc::kInvalidParams, "missing parameter 'bdev'");
-  VBLK_GET(vblk_id, get_str(p, "vblk_id"));
+  VDPU_RPC_GET(vblk_id, get_str(p, "vblk_id"));
   manager().bdev_attach(ctrl, *bdev, vblk_id, reply_status(std::move(r)));
 }
 
 void controller_bdev_detach(const json& p, Responder r) {
-  VBLK_GET(ctrl, ctrl_of(p));
+  VDPU_RPC_GET(ctrl, ctrl_of(p));
   manager().bdev_detach(ctrl, reply_status(std::move(r)));
 }
 
 void controller_list(const json& p, Responder r) {
-  VBLK_GET(ctrl, get_str_alias(p, "ctrl", "ctrl_id"));
-  VBLK_GET(list, manager().list(ctrl));
+  VDPU_RPC_GET(ctrl, get_str_alias(p, "ctrl", "ctrl_id"));
+  VDPU_RPC_GET(list, manager().list(ctrl));
   r.result(std::move(list));
 }
 
 void controller_modify(const json& p, Responder r) {
-  VBLK_GET(ctrl, get_str_alias(p, "ctrl", "ctrl_id"));
-  VBLK_GET(nq, get_uint(p, "num_queues"));
-  VBLK_GET(nm, get_uint(p, "num_msix"));
+  VDPU_RPC_GET(ctrl, get_str_alias(p, "ctrl", "ctrl_id"));
+  VDPU_RPC_GET(nq, get_uint(p, "num_queues"));
+  VDPU_RPC_GET(nm, get_uint(p, "num_msix"));
   manager().modify(ctrl, nq, nm, reply_status(std::move(r)));
 }
 
 void controller_io_stats(const json& p, Responder r) {
-  VBLK_GET(ctrl, ctrl_of(p));
-  VBLK_GET(s, manager().io_stats(ctrl));
+  VDPU_RPC_GET(ctrl, ctrl_of(p));
+  VDPU_RPC_GET(s, manager().io_stats(ctrl));
   r.result(std::move(s));
 }
 
 void controller_debug_stats(const json& p, Responder r) {
-  VBLK_GET(ctrl, ctrl_of(p));
+  VDPU_RPC_GET(ctrl, ctrl_of(p));
   auto rp = std::make_shared<Responder>(std::move(r));
   manager().debug_stats(ctrl, [rp](Result<json> s) {
     if (!s) return rp->error(s.error());
@@ -99,49 +93,49 @@ void controller_debug_stats(const json& p, Responder r) {
 }
 
 void controller_state_save(const json& p, Responder r) {
-  VBLK_GET(ctrl, ctrl_of(p));
-  VBLK_GET(file, get_str(p, "filename"));
+  VDPU_RPC_GET(ctrl, ctrl_of(p));
+  VDPU_RPC_GET(file, get_str(p, "filename"));
   if (!file) return r.error(rpc::kInvalidParams, "missing parameter 'filename'");
   manager().state_save(ctrl, *file, reply_status(std::move(r)));
 }
 
 void controller_state_restore(const json& p, Responder r) {
-  VBLK_GET(ctrl, ctrl_of(p));
-  VBLK_GET(file, get_str(p, "filename"));
+  VDPU_RPC_GET(ctrl, ctrl_of(p));
+  VDPU_RPC_GET(file, get_str(p, "filename"));
   if (!file) return r.error(rpc::kInvalidParams, "missing parameter 'filename'");
   manager().state_restore(ctrl, *file, reply_status(std::move(r)));
 }
 
 void controller_vfs_msix_reclaim(const json& p, Responder r) {
-  VBLK_GET(ctrl, ctrl_of(p));
+  VDPU_RPC_GET(ctrl, ctrl_of(p));
   r.status(manager().vfs_msix_reclaim(ctrl));
 }
 
 // ---------------------------------------------------------------- §4.2
 
 void function_create(const json& p, Responder r) {
-  VBLK_GET(mgr, get_str(p, "manager"));  // §4.2: accepted, unused
+  VDPU_RPC_GET(mgr, get_str(p, "manager"));  // §4.2: accepted, unused
   (void)mgr;
-  VBLK_GET(res, manager().function_create());
+  VDPU_RPC_GET(res, manager().function_create());
   r.result(std::move(res));
 }
 
 void function_destroy(const json& p, Responder r) {
-  VBLK_GET(vuid, get_str(p, "vuid"));
+  VDPU_RPC_GET(vuid, get_str(p, "vuid"));
   if (!vuid) return r.error(rpc::kInvalidParams, "missing parameter 'vuid'");
   r.status(manager().function_destroy(*vuid));
 }
 
 void controller_hotplug(const json& p, Responder r) {
-  VBLK_GET(ctrl, ctrl_of(p));
-  VBLK_GET(wait, get_flag(p, "wait_for_done"));
-  VBLK_GET(timeout, get_uint(p, "timeout"));
+  VDPU_RPC_GET(ctrl, ctrl_of(p));
+  VDPU_RPC_GET(wait, get_flag(p, "wait_for_done"));
+  VDPU_RPC_GET(timeout, get_uint(p, "timeout"));
   manager().hotplug(ctrl, wait, timeout, reply_status(std::move(r)));
 }
 
 void controller_hotunplug(const json& p, Responder r) {
-  VBLK_GET(ctrl, ctrl_of(p));
-  VBLK_GET(wait, get_flag(p, "wait_for_done"));
+  VDPU_RPC_GET(ctrl, ctrl_of(p));
+  VDPU_RPC_GET(wait, get_flag(p, "wait_for_done"));
   manager().hotunplug(ctrl, wait, reply_status(std::move(r)));
 }
 
@@ -150,20 +144,20 @@ void controller_hotunplug(const json& p, Responder r) {
 void emulation_device_attach(const json& p, Responder r) {
   // PCI identity and queue parameters are accepted for compatibility; the
   // controller created next defines the device (num_queues etc.).
-  VBLK_GET(nm, get_uint(p, "num_msix", 0, 2048));
-  VBLK_GET(res, manager().device_attach(uint32_t(nm.value_or(0))));
+  VDPU_RPC_GET(nm, get_uint(p, "num_msix", 0, 2048));
+  VDPU_RPC_GET(res, manager().device_attach(uint32_t(nm.value_or(0))));
   r.result(std::move(res));
 }
 
 void device_detach_prepare(const json& p, Responder r) {
-  VBLK_GET(sel, get_selector(p));
-  VBLK_GET(ctrl, get_str_alias(p, "ctrl", "ctrl_id"));
+  VDPU_RPC_GET(sel, get_selector(p));
+  VDPU_RPC_GET(ctrl, get_str_alias(p, "ctrl", "ctrl_id"));
   manager().detach_prepare(sel, ctrl, reply_status(std::move(r)));
 }
 
 void device_detach(const json& p, Responder r) {
-  VBLK_GET(sel, get_selector(p));
-  VBLK_GET(force, get_flag(p, "force"));
+  VDPU_RPC_GET(sel, get_selector(p));
+  VDPU_RPC_GET(force, get_flag(p, "force"));
   r.status(manager().device_detach(sel, force));
 }
 
