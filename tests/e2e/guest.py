@@ -602,3 +602,24 @@ def rpc(sock: str, method: str, **params):
     if "error" in resp:
         raise RpcError(f"{method}: {resp['error']}")
     return resp["result"]
+
+
+def record_guest_checks(checks: list, res, expect, daemon_proc, verbose: bool) -> None:
+    """Appends (name, ok, detail) for every expected guest result, the guest
+    run itself and the daemon's survival; prints the console tail on failure."""
+    for name in expect:
+        r = res.results.get(name)
+        checks.append((name, bool(r and r.passed), r.detail if r else "not reported"))
+    checks.append(("guest_run", res.ok, res.reason))
+    checks.append(("daemon_alive", daemon_proc.poll() is None, f"rc={daemon_proc.returncode}"))
+    if not res.ok and not verbose:
+        print("---- console (tail) ----\n" + "\n".join(res.log.splitlines()[-60:]))
+
+
+def report_checks(checks: list, t0: float) -> bool:
+    """Prints one PASS/FAIL line per check and a summary; True when all passed."""
+    failed = [c for c in checks if not c[1]]
+    for name, ok, detail in checks:
+        print(f"{'PASS' if ok else 'FAIL'} {name} {detail}".rstrip())
+    print(f"{len(checks) - len(failed)} passed, {len(failed)} failed ({time.monotonic() - t0:.0f}s)")
+    return not failed

@@ -266,25 +266,14 @@ def run(verbose: bool = False, keep: bool = False) -> bool:
             th.start()
             res = g.wait()
             th.join(10)
-        for name in expect:
-            r = res.results.get(name)
-            checks.append((name, bool(r and r.passed), r.detail if r else "not reported"))
-        checks.append(("guest_run", res.ok, res.reason))
-        checks.append(("daemon_alive", snap.proc.poll() is None, f"rc={snap.proc.returncode}"))
-        if not res.ok and not verbose:
-            print("---- console (tail) ----\n" + "\n".join(res.log.splitlines()[-60:]))
+        guest.record_guest_checks(checks, res, expect, snap.proc, verbose)
     finally:
         snap.stop()
         if keep:
             print(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    failed = [c for c in checks if not c[1]]
-    for name, ok, detail in checks:
-        print(f"{'PASS' if ok else 'FAIL'} {name} {detail}".rstrip())
-    print(f"{len(checks) - len(failed)} passed, {len(failed)} failed "
-          f"({time.monotonic() - t0:.0f}s)")
-    return not failed
+    return guest.report_checks(checks, t0)
 
 
 def test_vblk_guest():  # pytest entry point
